@@ -1,0 +1,1 @@
+"""Subcommands of the ``evalhub`` CLI, one module per family (see ``evalhub.cli.COMMANDS``)."""
