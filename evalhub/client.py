@@ -1,0 +1,256 @@
+"""HTTP client of the tracking server: JSON calls, paging, retries, error bodies -> evalhub errors.
+
+>>> client = Client("http://127.0.0.1:8765", token=None, project="default")
+>>> client.get("/families", limit=10)["items"]
+[]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import httpx
+
+from evalhub.errors import (
+    Conflict,
+    ConnectionFailed,
+    InvalidInput,
+    InvalidValue,
+    NotFound,
+    PayloadTooLarge,
+    ServerError,
+    Unauthorized,
+)
+
+_ERRORS: dict[int, type[ServerError]] = {
+    400: InvalidInput,
+    401: Unauthorized,
+    403: Unauthorized,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    422: InvalidInput,
+}
+
+
+def _api_path(path: str) -> str:
+    """``/runs/1`` and ``/api/runs/1`` name the same endpoint."""
+    if not path.startswith("/"):
+        path = "/" + path
+    if path == "/api" or path.startswith("/api/"):
+        return path
+    return "/api" + path
+
+
+def _query(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop ``None`` values; lists become comma-joined (``run_ids=1,2,3``); bools ``true``/``false``."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, (list, tuple, set)):
+            out[key] = ",".join(str(v) for v in value)
+        else:
+            out[key] = value
+    return out
+
+
+def encode_json(body: Any) -> bytes:
+    """JSON bytes of ``body``; NaN and infinity are refused with :class:`InvalidValue`."""
+    try:
+        return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+    except ValueError as exc:
+        raise InvalidValue(
+            f"cannot send a non-finite number (NaN or infinity) to the tracking server: {exc}"
+        ) from None
+    except TypeError as exc:
+        raise InvalidValue(f"cannot send this value to the tracking server as JSON: {exc}") from None
+
+
+def error_from_response(response: httpx.Response) -> ServerError:
+    """The evalhub error for an error answer, from its ``{"error": {code, message, field}}`` body."""
+    status = response.status_code
+    code, message, field = "", "", None
+    try:
+        body = response.json()
+        err = body.get("error") if isinstance(body, dict) else None
+        if isinstance(err, dict):
+            code = str(err.get("code") or "")
+            message = str(err.get("message") or "")
+            field = err.get("field")
+        elif isinstance(body, dict) and "detail" in body:
+            message = str(body["detail"])
+    except ValueError:
+        message = response.text[:500]
+    if not message:
+        message = response.reason_phrase or "error"
+    if field and field not in message:
+        message = f"{message} (field: {field})"
+    where = f"{response.request.method} {response.request.url.path}"
+    text = f"{message} [{status} {code or 'error'} on {where}]"
+    cls = _ERRORS.get(status, ServerError)
+    return cls(text, status=status, code=code, field=field)
+
+
+class Client:
+    """A connection to one tracking server, for one project.
+
+    Paths may be given with or without the ``/api`` prefix. Connection errors and 5xx answers are
+    retried ``retries`` times with exponential backoff (4xx never are: the request itself is wrong);
+    an error answer becomes the matching :mod:`evalhub.errors` type.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        project: str = "default",
+        timeout: float = 30.0,
+        retries: int = 5,
+        backoff: float = 0.1,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.project = project
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        headers = {"Accept": "application/json", "X-Evalhub-Project": project}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"Client(url={self.url!r}, project={self.project!r})"
+
+    # -- transport --------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        content: bytes | None = None,
+        content_type: str | None = None,
+        retries: int | None = None,
+        raw: bool = False,
+    ) -> Any:
+        """One call with retries; the decoded JSON answer (or the response itself when ``raw``)."""
+        url = _api_path(path)
+        headers: dict[str, str] = {}
+        if json_body is not None:
+            content = encode_json(json_body)
+            content_type = "application/json"
+        if content_type:
+            headers["Content-Type"] = content_type
+        query = _query(params or {})
+        attempts = (self.retries if retries is None else retries) + 1
+        last: Exception | None = None
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(self._delay(attempt))
+            try:
+                response = self._http.request(method, url, params=query, content=content, headers=headers)
+            except (httpx.TransportError, OSError) as exc:
+                last = ConnectionFailed(
+                    f"cannot reach the tracking server at {self.url} ({type(exc).__name__}: {exc}); "
+                    "is it running? (evalhub.connect() starts an embedded one)"
+                )
+                continue
+            if response.status_code >= 500:
+                last = error_from_response(response)
+                continue
+            if response.status_code >= 400:
+                raise error_from_response(response)
+            if raw:
+                return response
+            if not response.content:
+                return None
+            try:
+                return response.json()
+            except ValueError:
+                return response.content
+        assert last is not None
+        raise last
+
+    def _delay(self, attempt: int) -> float:
+        base = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
+        return base * (0.5 + random.random() / 2)
+
+    # -- the calls --------------------------------------------------------------------------------
+
+    def get(self, path: str, **params: Any) -> Any:
+        """``GET`` with query parameters (``None`` dropped, lists comma-joined)."""
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> Any:
+        """``POST`` a JSON body (NaN/infinity refused before sending)."""
+        return self.request("POST", path, json_body={} if json is None else json, **kw)
+
+    def put_bytes(self, path: str, data: bytes, content_type: str = "application/octet-stream") -> Any:
+        """``PUT`` raw bytes (artifacts)."""
+        return self.request("PUT", path, content=data, content_type=content_type)
+
+    def get_bytes(self, path: str, **params: Any) -> bytes:
+        """``GET`` raw bytes (artifact contents)."""
+        response = self.request("GET", path, params=params, raw=True)
+        return bytes(response.content)
+
+    def paged(self, path: str, limit: int = 1000, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every item of a paged list, walking ``offset`` in pages of ``limit`` (at most 1000)."""
+        limit = max(1, min(int(limit), 1000))
+        offset = 0
+        while True:
+            page = self.get(path, limit=limit, offset=offset, **params)
+            items = page.get("items", [])
+            yield from items
+            offset += len(items)
+            total = page.get("total")
+            if not items or len(items) < limit or (isinstance(total, int) and offset >= total):
+                return
+
+    def health(self) -> dict[str, Any]:
+        """``GET /api/health`` without retries (a quick "is it there")."""
+        result: dict[str, Any] = self.request("GET", "/health", retries=0)
+        return result
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_number(key: str, value: Any) -> float:
+    """``value`` as a finite float, or :class:`InvalidValue` naming ``key``."""
+    if type(value) is float or type(value) is int:
+        number = float(value)
+    elif isinstance(value, (str, bytes)) or value is None:
+        raise InvalidValue(f"{key!r}: expected a number, got {type(value).__name__} {value!r}")
+    else:
+        try:
+            item = value.item() if hasattr(value, "item") else value
+            number = float(item)
+        except (TypeError, ValueError):
+            raise InvalidValue(f"{key!r}: expected a number, got {type(value).__name__} {value!r}") from None
+    if not math.isfinite(number):
+        raise InvalidValue(f"{key!r}: {number} is not a finite number (NaN and infinity cannot be stored)")
+    return number
+
+
+__all__ = ["Client", "check_number", "encode_json", "error_from_response"]

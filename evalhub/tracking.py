@@ -1,0 +1,200 @@
+"""The training-log API: a W&B-style ``Run`` over the batched :class:`~evalhub._events.EventStream`.
+
+>>> with hub.init_run("train-tiny", config={"lr": 3e-4}) as run:
+...     for step in range(100):
+...         run.log({"loss": 1.9, "grad_norm": 0.7}, step=step)
+...     run.log_checkpoint("/data/tiny/step-100", step=100, model="tiny-gpt", name="step-100")
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from evalhub._events import EventStream, _check_key, _check_step
+from evalhub.client import check_number
+from evalhub.errors import EvalhubError, InvalidValue
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    import polars as pl
+
+    from evalhub.hub import Hub
+    from evalhub.sysmetrics import Sampler
+
+_TERMINAL = ("completed", "failed", "cancelled")
+
+
+class Run:
+    """A training (or any) run being logged from this process.
+
+    ``log`` only checks its values and appends them to a buffer; a background thread sends them in
+    batches. System metrics (``sys/*`` series) are sampled every ``system_metrics_interval`` seconds
+    unless ``system_metrics=False``.
+    """
+
+    def __init__(
+        self,
+        hub: Hub,
+        data: Mapping[str, Any],
+        *,
+        system_metrics: bool = True,
+        system_metrics_interval: float = 10.0,
+        stream: EventStream | None = None,
+        model: str | None = None,
+    ) -> None:
+        self.hub = hub
+        self.data = dict(data)
+        self.id: int = int(self.data["id"])
+        self.name: str = str(self.data.get("name", ""))
+        self.model = model or self.data.get("model")
+        self._stream = stream or EventStream(hub.client, self.id)
+        self._lock = threading.Lock()
+        self._next_step = 0
+        self._finished = False
+        self._stream.status("running", worker={"node": socket.gethostname(), "pid": os.getpid(), "gpu": None})
+        self._sampler: Sampler | None = None
+        if system_metrics:
+            from evalhub.sysmetrics import Sampler
+
+            self._sampler = Sampler(self._log_system, system_metrics_interval).start()
+
+    def __repr__(self) -> str:
+        state = "finished" if self._finished else "live"
+        return f"Run(id={self.id}, name={self.name!r}, {state})"
+
+    @property
+    def stream(self) -> EventStream:
+        """The event stream this run writes through."""
+        return self._stream
+
+    @property
+    def status(self) -> str | None:
+        """The server's latest word on this run's status."""
+        return self._stream.run_status
+
+    # -- logging -----------------------------------------------------------------------------------
+
+    def log(self, values: Mapping[str, Any], step: int | None = None) -> None:
+        """Log one point per key at ``step`` (default: one past the last step logged).
+
+        Non-numbers, NaN and infinity are refused at once with :class:`InvalidValue` naming the key;
+        nothing of that call is logged then.
+        """
+        if self._finished:
+            raise EvalhubError(
+                f"run {self.id} ({self.name}) is finished; start a new one with hub.init_run()"
+            )
+        if not isinstance(values, Mapping):
+            raise InvalidValue(f"run.log takes a dict of key -> number, got {type(values).__name__}")
+        with self._lock:
+            s = self._next_step if step is None else _check_step(step)
+            self._next_step = s + 1
+        points = [(_check_key(k), s, check_number(k, v), None) for k, v in values.items()]
+        self._stream.series_many(points)
+
+    def summary(self, values: Mapping[str, Any]) -> None:
+        """Set summary metrics of the run (a later value of a key replaces the earlier one)."""
+        self._stream.metrics(values)
+
+    def log_text(self, message: str, level: str = "info") -> None:
+        """Add a line to the run's log."""
+        self._stream.log(message, level=level)
+
+    def log_checkpoint(
+        self,
+        uri: str | os.PathLike[str],
+        step: int | None = None,
+        *,
+        model: str | None = None,
+        name: str | None = None,
+        epoch: int | None = None,
+        dataset_version: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Register a checkpoint written by this run (metadata only: the weights stay at ``uri``).
+
+        ``model`` is the registered model it belongs to (default: the run's model); ``name``
+        defaults to ``step-<step>``, or the folder name when there is no step.
+        """
+        model = model or self.model
+        if not model:
+            raise InvalidValue(
+                "log_checkpoint needs model= (the registered model this checkpoint belongs to), "
+                "or hub.init_run(..., model=...)"
+            )
+        text = os.fspath(uri)
+        if "://" not in text:
+            text = str(Path(text).expanduser().resolve())
+        if name is None:
+            name = f"step-{step}" if step is not None else Path(text.rstrip("/")).name
+        checkpoint = self.hub.register_checkpoint(
+            model,
+            name,
+            uri=text,
+            step=step,
+            epoch=epoch,
+            dataset_version=dataset_version,
+            training_config=self.data.get("config") or None,
+            metadata=dict(metadata) if metadata else None,
+            run_id=self.id,
+        )
+        self._stream.log(f"checkpoint {model}/{name} at step {step}: {text}")
+        return checkpoint
+
+    def _log_system(self, index: int, values: dict[str, float]) -> None:
+        if not self._finished:
+            self._stream.series_many([(k, index, v, None) for k, v in values.items()])
+
+    # -- reading back ------------------------------------------------------------------------------
+
+    def series(self, key: str, max_points: int = 1000) -> pl.DataFrame:
+        """This run's ``key`` series (flushes first)."""
+        self.flush()
+        return self.hub.series(self.id, key, max_points=max_points)
+
+    def metrics(self) -> dict[str, float]:
+        """This run's summary metrics (flushes first)."""
+        self.flush()
+        return self.hub.metrics(self.id)
+
+    # -- ending ------------------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until everything logged so far is stored."""
+        self._stream.flush(timeout)
+
+    def finish(
+        self, status: str = "completed", error: str | None = None, timeout: float | None = 60.0
+    ) -> None:
+        """End the run (``completed``, ``failed`` with ``error``, or ``cancelled``), sending everything."""
+        if status not in _TERMINAL:
+            raise InvalidValue(f"finish status must be one of {', '.join(_TERMINAL)}, got {status!r}")
+        if self._finished:
+            return
+        self._finished = True
+        if self._sampler is not None:
+            self._sampler.stop()
+        self._stream.status(status, error=error)
+        self._stream.close(timeout)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None:
+            self.finish("completed")
+        elif isinstance(exc, KeyboardInterrupt):
+            self.finish("cancelled", error="interrupted (KeyboardInterrupt)")
+        else:
+            self.finish("failed", error=f"{type(exc).__name__}: {exc}")
+
+
+__all__ = ["Run"]
