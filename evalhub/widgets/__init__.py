@@ -1,0 +1,53 @@
+"""The notebook widgets (anywidget): a live run monitor, a comparison table, an output diff,
+curves and a registry browser. Each reads through a Hub from the tracking server and carries
+text/plain and text/html fallbacks for nbconvert, nbval and terminal IPython.
+
+>>> evalhub.monitor(exp); evalhub.compare(exp); evalhub.diff(exp, task="arith-add")
+>>> evalhub.curves(run, "loss"); evalhub.registry(hub)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY = {
+    "RunMonitor": "_monitor",
+    "monitor": "_monitor",
+    "ComparisonTable": "_compare",
+    "compare": "_compare",
+    "OutputDiff": "_diff",
+    "diff": "_diff",
+    "Curves": "_curves",
+    "curves": "_curves",
+    "RegistryBrowser": "_registry",
+    "registry": "_registry",
+}
+
+if TYPE_CHECKING:
+    from evalhub.widgets._compare import ComparisonTable, compare
+    from evalhub.widgets._curves import Curves, curves
+    from evalhub.widgets._diff import OutputDiff, diff
+    from evalhub.widgets._monitor import RunMonitor, monitor
+    from evalhub.widgets._registry import RegistryBrowser, registry
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'evalhub.widgets' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"evalhub.widgets.{module}"), name)
+
+
+__all__ = [
+    "ComparisonTable",
+    "Curves",
+    "OutputDiff",
+    "RegistryBrowser",
+    "RunMonitor",
+    "compare",
+    "curves",
+    "diff",
+    "monitor",
+    "registry",
+]

@@ -1,0 +1,319 @@
+"""Curves: Altair line charts of training series, or of a metric against checkpoint step.
+
+The chart is an ``altair.JupyterChart`` (itself an anywidget) running offline: its JavaScript comes
+from ``vl-convert-python``, so it draws in JupyterLab 4.6 without a CDN and without JupyterLab's
+Vega-Lite 5 renderer (Altair 6 emits Vega-Lite 6).
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import altair as alt
+
+from evalhub.errors import EvalhubError
+from evalhub.widgets._base import fmt_number
+from evalhub.widgets._source import TERMINAL, ClientLike, client_of, id_of, run_labels
+
+if TYPE_CHECKING:
+    import polars as pl
+
+_offline_lock = threading.Lock()
+
+
+def _enable_offline() -> None:
+    with _offline_lock:
+        alt.JupyterChart.enable_offline(True)
+
+
+class Curves(alt.JupyterChart):  # type: ignore[misc]
+    """Line charts of ``keys`` for several runs overlaid, downsampled on the server.
+
+    With ``experiment`` set instead of runs, one line per task and configuration of a metric
+    against the checkpoint's training step (a training-progress experiment). While any run is
+    still running a background thread re-reads the data every ``interval`` seconds and redraws.
+
+    >>> evalhub.curves(run, "loss")                        # one training run
+    >>> evalhub.curves([run_a, run_b], ["loss", "grad_norm"])
+    >>> evalhub.curves(exp, "exact_match")                 # metric against checkpoint step
+    """
+
+    def __init__(
+        self,
+        client: ClientLike,
+        keys: Sequence[str],
+        *,
+        run_ids: Sequence[int] = (),
+        experiment_id: int | None = None,
+        max_points: int = 1000,
+        live: bool = True,
+        interval: float = 2.0,
+        height: int = 240,
+        width: int = 560,
+    ) -> None:
+        if not keys and experiment_id is None:
+            raise EvalhubError("name the series to plot, e.g. curves(run, 'loss')")
+        _enable_offline()
+        self._client = client
+        self._keys = list(keys)
+        self._run_ids = [int(r) for r in run_ids]
+        self.experiment_id = experiment_id
+        self._max_points = max_points
+        self.interval = interval
+        self._size = (width, height)
+        self._records: dict[str, list[dict[str, Any]]] = {}
+        self._statuses: dict[int, str] = {}
+        self._signature: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._fetch()
+        self._signature = self._data_signature()
+        super().__init__(self._build())
+        if live and not self.done:
+            self.start()
+
+    # -- data --------------------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        """True when no run behind the chart can add data any more."""
+        return bool(self._statuses) and all(s in TERMINAL for s in self._statuses.values())
+
+    def _fetch(self) -> None:
+        if self.experiment_id is not None:
+            self._fetch_experiment()
+        else:
+            self._fetch_runs()
+
+    def _fetch_runs(self) -> None:
+        runs = [self._client.get(f"/api/runs/{rid}") for rid in self._run_ids]
+        self._statuses = {int(r["id"]): str(r.get("status", "")) for r in runs}
+        names = [str(r.get("name") or r["id"]) for r in runs]
+        labels = {
+            int(r["id"]): (n if names.count(n) == 1 else f"{n} #{r['id']}")
+            for r, n in zip(runs, names, strict=True)
+        }
+        ids = ",".join(str(r) for r in self._run_ids)
+        records: dict[str, list[dict[str, Any]]] = {}
+        for key in self._keys:
+            data = self._client.get("/api/series", run_ids=ids, key=key, max_points=self._max_points)
+            rows = records.setdefault(key, [])
+            for series in data.get("series", []):
+                label = labels.get(int(series["run_id"]), str(series["run_id"]))
+                for p in series.get("points", []):
+                    rows.append(
+                        {
+                            "run": label,
+                            "run_id": int(series["run_id"]),
+                            "step": p["step"],
+                            "value": p["value"],
+                            "min": p.get("min", p["value"]),
+                            "max": p.get("max", p["value"]),
+                        }
+                    )
+        self._records = records
+
+    def _fetch_experiment(self) -> None:
+        data = self._client.get(f"/api/experiments/{self.experiment_id}/compare")
+        runs = list(data.get("runs", []))
+        self._statuses = {int(r["run_id"]): str(r.get("status", "")) for r in runs}
+        if not self._keys:
+            metrics = [m for m in data.get("metrics", []) if not m.endswith("_stderr")]
+            if not metrics:
+                raise EvalhubError(f"experiment {self.experiment_id} has no metrics yet to plot")
+            self._keys = [metrics[0]]
+        # one line per configuration other than the checkpoint: model, runtime, task
+        lines = run_labels([{**r, "checkpoint": None} for r in runs])
+        records: dict[str, list[dict[str, Any]]] = {}
+        for key in self._keys:
+            rows = records.setdefault(key, [])
+            for r in runs:
+                value = (r.get("metrics") or {}).get(key)
+                if value is None or r.get("step") is None:
+                    continue
+                label = lines[int(r["run_id"])]
+                task = r.get("task") or ""
+                rows.append(
+                    {
+                        "run": f"{task} · {label}" if len(set(lines.values())) > 1 else task,
+                        "run_id": int(r["run_id"]),
+                        "checkpoint": r.get("checkpoint"),
+                        "step": r["step"],
+                        "value": value,
+                        "min": value,
+                        "max": value,
+                    }
+                )
+            rows.sort(key=lambda row: (row["run"], row["step"]))
+        self._records = records
+
+    def to_polars(self) -> pl.DataFrame:
+        """The plotted points: key, run, run_id, step, value, min, max."""
+        import polars as pl
+
+        rows = [
+            {"key": key, **{k: r[k] for k in ("run", "run_id", "step", "value", "min", "max")}}
+            for key, records in self._records.items()
+            for r in records
+        ]
+        schema = {
+            "key": pl.Utf8,
+            "run": pl.Utf8,
+            "run_id": pl.Int64,
+            "step": pl.Float64,
+            "value": pl.Float64,
+            "min": pl.Float64,
+            "max": pl.Float64,
+        }
+        return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
+
+    # -- chart -------------------------------------------------------------------------------------
+
+    def _build(self) -> alt.TopLevelMixin:
+        width, height = self._size
+        charts = []
+        x_title = "checkpoint step" if self.experiment_id is not None else "step"
+        for key in self._keys:
+            records = self._records.get(key, [])
+            base = alt.Chart(alt.Data(values=records)).encode(
+                x=alt.X("step:Q", title=x_title),
+                color=alt.Color("run:N", title="run" if self.experiment_id is None else "task · config"),
+            )
+            line = base.mark_line(point=self.experiment_id is not None).encode(
+                y=alt.Y("value:Q", title=key, scale=alt.Scale(zero=False)),
+                tooltip=[alt.Tooltip("run:N"), alt.Tooltip("step:Q"), alt.Tooltip("value:Q", format=".4g")],
+            )
+            layers: list[Any] = [line]
+            if any(r["min"] != r["max"] for r in records):  # downsampled: show each bucket's range
+                layers.insert(0, base.mark_area(opacity=0.15).encode(y="min:Q", y2="max:Q"))
+            charts.append(alt.layer(*layers).properties(width=width, height=height, title=key))
+        if len(charts) == 1:
+            return charts[0]
+        return alt.vconcat(*charts)
+
+    def _data_signature(self) -> Any:
+        return {
+            k: [(r["run_id"], r["step"], r["value"], r["min"], r["max"]) for r in v]
+            for k, v in self._records.items()
+        }
+
+    def refresh(self) -> bool:
+        """Re-read the data; redraw when it changed. Returns True when it did."""
+        self._fetch()
+        signature = self._data_signature()
+        if signature == self._signature:
+            return False
+        self._signature = signature
+        self.chart = self._build()
+        return True
+
+    def start(self) -> None:
+        """Redraw in the background while runs are still going."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._poll, name="evalhub-curves", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop redrawing."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.refresh()
+            except Exception:  # a dropped connection: try again next time
+                continue
+            if self.done:
+                break
+
+    # -- fallbacks ---------------------------------------------------------------------------------
+
+    def _text(self) -> str:
+        lines = []
+        for key, records in self._records.items():
+            last: dict[str, dict[str, Any]] = {}
+            for r in records:
+                if r["run"] not in last or r["step"] >= last[r["run"]]["step"]:
+                    last[r["run"]] = r
+            summary = ", ".join(
+                f"{run} step {fmt_number(r['step'])} = {fmt_number(r['value'])}" for run, r in last.items()
+            )
+            lines.append(f"{key}: {len(records)} points" + (f"; last: {summary}" if summary else ""))
+        return "Curves\n" + "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self._text()
+
+    def _html(self) -> str:
+        try:
+            import vl_convert as vlc
+            from altair.utils._importers import vl_version_for_vl_convert
+
+            svg = vlc.vegalite_to_svg(self.chart.to_dict(), vl_version=vl_version_for_vl_convert())
+            return f'<div class="evh-curves-static">{svg}</div>'
+        except Exception:
+            return f"<pre>{html.escape(self._text())}</pre>"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, metadata = bundle
+        data["text/plain"] = self._text()
+        data["text/html"] = self._html()
+        return data, metadata
+
+
+def _is_experiment(obj: Any) -> bool:
+    if type(obj).__name__ == "Experiment":
+        return True
+    return hasattr(obj, "compare") and hasattr(obj, "samples") and hasattr(obj, "id")
+
+
+def curves(
+    run_or_runs: Any,
+    key: str | Sequence[str] | None = None,
+    *,
+    hub: Any = None,
+    max_points: int = 1000,
+    live: bool = True,
+    interval: float = 2.0,
+    experiment: Any = None,
+) -> Curves:
+    """Line charts of a series key (or keys) for one or several runs, or of a metric of an
+    experiment against checkpoint step.
+
+    ``run_or_runs``: a Run (``hub.init_run``), a run id, a list of them, or an Experiment (then
+    ``key`` is a metric, default its first one). ``max_points`` is the server's downsampling budget.
+    """
+    keys: list[str] = [key] if isinstance(key, str) else list(key or [])
+    if experiment is not None or _is_experiment(run_or_runs):
+        target = experiment if experiment is not None else run_or_runs
+        client = client_of(target, hub)
+        return Curves(
+            client,
+            keys,
+            experiment_id=id_of(target, "an experiment"),
+            max_points=max_points,
+            live=live,
+            interval=interval,
+        )
+    items = list(run_or_runs) if isinstance(run_or_runs, (list, tuple)) else [run_or_runs]
+    if not items:
+        raise EvalhubError("curves() needs at least one run")
+    client = client_of(items[0], hub)
+    return Curves(
+        client,
+        keys,
+        run_ids=[id_of(r, "a run") for r in items],
+        max_points=max_points,
+        live=live,
+        interval=interval,
+    )
