@@ -1,0 +1,45 @@
+"""Row <-> JSON helpers shared by the store modules."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+
+def now() -> float:
+    return time.time()
+
+
+def iso(t: float | None) -> str | None:
+    """Unix seconds -> ``2026-11-26T14:05:00.123456Z``."""
+    if t is None:
+        return None
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def dump(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+def load(text: str | None, default: Any = None) -> Any:
+    return default if text is None else json.loads(text)
+
+
+def page(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> dict[str, Any]:
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+def count(conn: sa.Connection, query: sa.Select[Any]) -> int:
+    """The row count of a select (its ORDER BY, LIMIT and OFFSET dropped)."""
+    sub = query.order_by(None).limit(None).offset(None).subquery()
+    return int(conn.execute(sa.select(sa.func.count()).select_from(sub)).scalar_one())
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching ``text`` anywhere, with ``%``, ``_`` and ``\\`` taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

@@ -1,0 +1,286 @@
+"""The SQL schema, as SQLAlchemy Core tables (the Alembic migrations must match these exactly).
+
+Portable types: ids are BIGINT (INTEGER on SQLite so they alias the rowid), times are Unix seconds in
+DOUBLE, free JSON is stored as text, long texts are LONGTEXT on MySQL, names are VARCHAR(255) so that
+composite unique keys stay inside InnoDB's 3072-byte index limit under utf8mb4.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING)
+
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql")
+Float = sa.Double().with_variant(mysql.DOUBLE(asdecimal=False), "mysql")
+
+
+def _name() -> sa.Column[str]:
+    return sa.Column("name", sa.String(255), nullable=False)
+
+
+def _id() -> sa.Column[int]:
+    return sa.Column("id", Id, primary_key=True, autoincrement=True)
+
+
+def _project() -> sa.Column[int]:
+    return sa.Column("project_id", Id, sa.ForeignKey("projects.id"), nullable=False)
+
+
+def _created() -> sa.Column[float]:
+    return sa.Column("created_at", Float, nullable=False)
+
+
+def _meta() -> sa.Column[str]:
+    return sa.Column("metadata", LongText, nullable=True)
+
+
+projects = sa.Table("projects", metadata, _id(), _name(), _created(), sa.UniqueConstraint("name"))
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    _id(),
+    _project(),
+    _name(),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    _created(),
+    sa.UniqueConstraint("token_hash"),
+    sa.UniqueConstraint("project_id", "name"),
+)
+
+families = sa.Table(
+    "families",
+    metadata,
+    _id(),
+    _project(),
+    _name(),
+    sa.Column("modality", sa.String(64), nullable=False),
+    sa.Column("description", LongText, nullable=True),
+    _meta(),
+    _created(),
+    sa.UniqueConstraint("project_id", "name"),
+)
+
+models = sa.Table(
+    "models",
+    metadata,
+    _id(),
+    _project(),
+    _name(),
+    sa.Column("family_id", Id, sa.ForeignKey("families.id"), nullable=False),
+    sa.Column("runtime", sa.String(64), nullable=False),
+    sa.Column("code_uri", LongText, nullable=True),
+    sa.Column("adapter", sa.String(512), nullable=True),
+    sa.Column("default_params", LongText, nullable=True),
+    _meta(),
+    _created(),
+    sa.UniqueConstraint("project_id", "name"),
+)
+
+checkpoints = sa.Table(
+    "checkpoints",
+    metadata,
+    _id(),
+    _project(),
+    sa.Column("model_id", Id, sa.ForeignKey("models.id"), nullable=False),
+    _name(),
+    sa.Column("uri", LongText, nullable=False),
+    sa.Column("step", sa.BigInteger(), nullable=True),
+    sa.Column("epoch", Float, nullable=True),
+    sa.Column("dataset_version", sa.String(255), nullable=True),
+    sa.Column("training_config", LongText, nullable=True),
+    sa.Column("run_id", Id, nullable=True),
+    _meta(),
+    _created(),
+    sa.UniqueConstraint("model_id", "name"),
+    sa.Index(None, "model_id", "step"),
+)
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    _id(),
+    _project(),
+    _name(),
+    sa.Column("version", sa.String(255), nullable=False),
+    sa.Column("uri", LongText, nullable=True),
+    sa.Column("schema", LongText, nullable=True),
+    sa.Column("num_rows", sa.BigInteger(), nullable=True),
+    sa.Column("content_hash", sa.String(128), nullable=True),
+    _meta(),
+    _created(),
+    sa.UniqueConstraint("project_id", "name", "version"),
+)
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    _id(),
+    _project(),
+    _name(),
+    sa.Column("type", sa.String(64), nullable=True),
+    sa.Column("dataset_id", Id, sa.ForeignKey("datasets.id"), nullable=True),
+    sa.Column("engine", sa.String(64), nullable=False),
+    sa.Column("engine_config", LongText, nullable=False),
+    sa.Column("metrics", LongText, nullable=False),
+    _meta(),
+    _created(),
+    sa.UniqueConstraint("project_id", "name"),
+)
+
+benchmarks = sa.Table(
+    "benchmarks",
+    metadata,
+    _id(),
+    _project(),
+    _name(),
+    sa.Column("tasks", LongText, nullable=False),
+    sa.Column("config", LongText, nullable=True),
+    _meta(),
+    _created(),
+    sa.UniqueConstraint("project_id", "name"),
+)
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    _id(),
+    _project(),
+    _name(),
+    sa.Column("spec", LongText, nullable=True),
+    sa.Column("spec_yaml", LongText, nullable=True),
+    sa.Column("config", LongText, nullable=True),
+    sa.Column("client_key", sa.String(255), nullable=True),
+    _created(),
+    sa.UniqueConstraint("project_id", "client_key"),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    _id(),
+    _project(),
+    sa.Column("experiment_id", Id, sa.ForeignKey("experiments.id"), nullable=True),
+    _name(),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("model", sa.String(255), nullable=True),
+    sa.Column("checkpoint", sa.String(255), nullable=True),
+    sa.Column("checkpoint_id", Id, sa.ForeignKey("checkpoints.id"), nullable=True),
+    sa.Column("runtime", sa.String(64), nullable=True),
+    sa.Column("task", sa.String(255), nullable=True),
+    sa.Column("config", LongText, nullable=True),
+    sa.Column("tags", LongText, nullable=True),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("worker", LongText, nullable=True),
+    sa.Column("error", LongText, nullable=True),
+    sa.Column("progress_done", sa.BigInteger(), nullable=False),
+    sa.Column("progress_total", sa.BigInteger(), nullable=True),
+    _created(),
+    sa.Column("started_at", Float, nullable=True),
+    sa.Column("ended_at", Float, nullable=True),
+    sa.Index(None, "project_id", "experiment_id"),
+    sa.Index(None, "project_id", "status"),
+)
+
+metrics = sa.Table(
+    "metrics",
+    metadata,
+    sa.Column("run_id", Id, sa.ForeignKey("runs.id"), primary_key=True, autoincrement=False),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", Float, nullable=False),
+    sa.Column("updated_at", Float, nullable=False),
+)
+
+# One row per (run, key): the latest-value table, and the id that points reference.
+series_latest = sa.Table(
+    "series_latest",
+    metadata,
+    _id(),
+    sa.Column("run_id", Id, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("count", sa.BigInteger(), nullable=False),
+    sa.Column("last_step", sa.BigInteger(), nullable=False),
+    sa.Column("last_value", Float, nullable=False),
+    sa.Column("last_wall_time", Float, nullable=True),
+    sa.Column("min_step", sa.BigInteger(), nullable=False),
+    sa.Column("max_step", sa.BigInteger(), nullable=False),
+    sa.UniqueConstraint("run_id", "key"),
+)
+
+# The big table. (series_id, step) identifies (run, key, step); the index covers the read columns so
+# a full or downsampled read never touches the table rows. No foreign key: bulk inserts stay cheap.
+series_points = sa.Table(
+    "series_points",
+    metadata,
+    _id(),
+    sa.Column("series_id", Id, nullable=False),
+    sa.Column("step", sa.BigInteger(), nullable=False),
+    sa.Column("value", Float, nullable=False),
+    sa.Column("wall_time", Float, nullable=True),
+    sa.Index(None, "series_id", "step", "value", "wall_time"),
+)
+
+event_streams = sa.Table(
+    "event_streams",
+    metadata,
+    sa.Column("run_id", Id, sa.ForeignKey("runs.id"), primary_key=True, autoincrement=False),
+    sa.Column("stream", sa.String(255), primary_key=True),
+    sa.Column("last_seq", sa.BigInteger(), nullable=False),
+)
+
+samples = sa.Table(
+    "samples",
+    metadata,
+    _id(),
+    sa.Column("run_id", Id, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("sample_key", sa.String(255), nullable=False),
+    sa.Column("sample_index", sa.BigInteger(), nullable=True),
+    sa.Column("prompt", LongText, nullable=True),
+    sa.Column("reference", LongText, nullable=True),
+    sa.Column("output", LongText, nullable=True),
+    sa.Column("filtered_output", LongText, nullable=True),
+    sa.Column("scores", LongText, nullable=True),
+    sa.Column("primary_score", Float, nullable=True),
+    sa.Column("latency_ms", Float, nullable=True),
+    sa.Column("tokens_in", sa.BigInteger(), nullable=True),
+    sa.Column("tokens_out", sa.BigInteger(), nullable=True),
+    sa.Column("extra", LongText, nullable=True),
+    sa.UniqueConstraint("run_id", "sample_key"),
+    sa.Index(None, "run_id", "sample_index"),
+    sa.Index(None, "run_id", "primary_score"),
+)
+
+logs = sa.Table(
+    "logs",
+    metadata,
+    _id(),
+    sa.Column("run_id", Id, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("message", LongText, nullable=False),
+    sa.Column("wall_time", Float, nullable=True),
+    sa.Index(None, "run_id", "id"),
+)
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    _id(),
+    sa.Column("run_id", Id, sa.ForeignKey("runs.id"), nullable=False),
+    _name(),
+    sa.Column("uri", LongText, nullable=False),
+    sa.Column("size", sa.BigInteger(), nullable=True),
+    sa.Column("sha256", sa.String(64), nullable=True),
+    _created(),
+    sa.UniqueConstraint("run_id", "name"),
+)
