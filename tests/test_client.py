@@ -132,7 +132,7 @@ def test_check_number_names_the_key() -> None:
     assert check_number("loss", 1) == 1.0
     with pytest.raises(InvalidValue, match="'loss'"):
         check_number("loss", float("inf"))
-    with pytest.raises(InvalidValue, match="'acc'.*str"):
+    with pytest.raises(InvalidValue, match=r"'acc'.*str"):
         check_number("acc", "0.5")
 
 

@@ -1,0 +1,272 @@
+"""EventStream against a real tracking server process (SQLite file and MariaDB).
+
+The server is started here as a subprocess (not through conftest) because these tests SIGKILL it
+and start it again on the same database and port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from evalhub._events import EventStream
+from evalhub.client import Client
+from evalhub.errors import InvalidValue
+from evalhub.hub import Hub
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """``python -m evalhub_server`` on a fixed port, that a test may kill and start again."""
+
+    def __init__(self, db_url: str, folder: Path, port: int | None = None) -> None:
+        self.db_url = db_url
+        self.folder = folder
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90.0) -> str:
+        ready = self.folder / f"ready-{uuid.uuid4().hex}.json"
+        cmd = [
+            sys.executable, "-m", "evalhub_server", "--db", self.db_url, "--host", "127.0.0.1",
+            "--port", str(self.port), "--artifacts", str(self.folder / "artifacts"), "--ready-file", str(ready),
+        ]  # fmt: skip
+        log = open(self.folder / "server.log", "ab")
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError((self.folder / "server.log").read_text()[-3000:])
+            if ready.exists():
+                try:
+                    json.loads(ready.read_text())
+                    return self.url
+                except ValueError:
+                    pass
+            time.sleep(0.05)
+        raise RuntimeError("server did not start: " + (self.folder / "server.log").read_text()[-3000:])
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    pymysql = pytest.importorskip("pymysql")
+    name = f"evalhub_events_{uuid.uuid4().hex[:10]}"
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    try:
+        yield f"mysql+pymysql://root@127.0.0.1:3306/{name}"
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
+    if request.param == "sqlite":
+        db_url = f"sqlite:///{tmp_path / 'evalhub.db'}"
+    else:
+        db_url = request.getfixturevalue("mariadb_url")
+    srv = ServerProcess(db_url, tmp_path)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def _counts(client: Client, run_id: int) -> dict[str, int]:
+    return {k["key"]: k["count"] for k in client.get(f"/runs/{run_id}/series/keys")["keys"]}
+
+
+def _steps(client: Client, run_id: int, key: str, last: int) -> list[int]:
+    """Every stored step of ``key`` up to ``last``, read in windows of 10,000 (the read's cap)."""
+    steps: list[int] = []
+    for lo in range(0, last + 1, 10_000):
+        answer = client.get(
+            f"/runs/{run_id}/series", key=key, max_points=10_000, min_step=lo, max_step=min(lo + 9_999, last)
+        )
+        assert not answer["downsampled"]
+        steps += [p["step"] for p in answer["points"]]
+    return steps
+
+
+@pytest.mark.slow
+def test_eight_threads_into_one_run_store_every_point(server: ServerProcess) -> None:
+    hub = Hub(Client(server.url))
+    run = hub.init_run("threads", system_metrics=False)
+
+    def work(i: int) -> None:
+        for step in range(5000):
+            run.log({f"t{i}": step * 0.5}, step=step)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    run.finish()
+    counts = _counts(hub.client, run.id)
+    assert counts == {f"t{i}": 5000 for i in range(8)}
+    assert sum(counts.values()) == 40_000
+    assert _steps(hub.client, run.id, "t3", 4999) == list(range(5000))
+    assert hub.run(run.id)["status"] == "completed"
+
+
+@pytest.mark.slow
+def test_server_killed_and_restarted_loses_nothing_and_doubles_nothing(server: ServerProcess) -> None:
+    client = Client(server.url, retries=0)
+    run = client.post("/runs", {"name": "survivor", "type": "training"})
+    stream = EventStream(client, run["id"], flush_interval=0.02, max_batch_points=400)
+    total = 30_000
+    logged = threading.Event()
+
+    def produce() -> None:
+        for step in range(total):
+            stream.series("loss", step, 1.0 / (step + 1))
+            if step % 500 == 499:
+                time.sleep(0.01)  # keep the stream busy across the kill
+        logged.set()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    deadline = time.monotonic() + 60
+    while stream.applied < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stream.applied >= 5, stream.last_error
+    server.kill()  # SIGKILL while the client is logging
+    time.sleep(0.5)
+    server.start()  # same database, same port
+    producer.join()
+    assert logged.is_set()
+    stream.close(timeout=120)
+    assert stream.pending == 0 and stream.dropped == 0
+    assert _counts(client, run["id"]) == {"loss": total}
+    assert _steps(client, run["id"], "loss", total - 1) == list(range(total))
+
+
+def test_full_buffer_blocks_the_producer_and_drops_nothing(tmp_path: Path) -> None:
+    srv = ServerProcess(f"sqlite:///{tmp_path / 'evalhub.db'}", tmp_path)
+    srv.start()
+    try:
+        client = Client(srv.url, retries=0)
+        run = client.post("/runs", {"name": "blocked", "type": "training"})
+        srv.kill()
+        stream = EventStream(
+            client, run["id"], flush_interval=0.01, max_batch_points=10, max_buffer_events=20
+        )
+        producer = threading.Thread(target=lambda: [stream.series("x", s, s) for s in range(100)])
+        producer.start()
+        producer.join(2.0)
+        assert producer.is_alive()  # the server is down: the buffer filled and the producer waits
+        assert stream.pending <= 30  # bounded: the buffer plus one batch in flight
+        srv.start()
+        producer.join(60)
+        assert not producer.is_alive()
+        stream.close(timeout=60)
+        assert _counts(client, run["id"]) == {"x": 100}
+    finally:
+        srv.stop()
+
+
+def test_points_of_one_flush_fold_into_one_event(server_url: str) -> None:
+    client = Client(server_url)
+    run = client.post("/runs", {"name": "fold", "type": "training"})
+    stream = EventStream(client, run["id"], flush_interval=60)
+    stream.series_many([("a", s, float(s), None) for s in range(1000)])
+    stream.flush()
+    assert stream.applied == 1
+    stream.metrics({"best": 0.5})
+    stream.series("a", 1000, 1.0)
+    stream.close()
+    assert stream.applied == 3
+    assert _counts(client, run["id"]) == {"a": 1001}
+    assert client.get(f"/runs/{run['id']}/metrics")["metrics"] == {"best": 0.5}
+
+
+def test_same_batch_twice_is_stored_once(server_url: str) -> None:
+    client = Client(server_url)
+    run = client.post("/runs", {"name": "twice", "type": "training"})
+    body = {
+        "stream": "s1",
+        "events": [{"seq": 1, "type": "series", "points": [{"key": "k", "step": 1, "value": 2.0}]}],
+    }
+    first = client.post(f"/runs/{run['id']}/events", body)
+    second = client.post(f"/runs/{run['id']}/events", body)
+    assert (first["applied"], first["duplicates"]) == (1, 0)
+    assert (second["applied"], second["duplicates"]) == (0, 1)
+    assert _counts(client, run["id"]) == {"k": 1}
+
+
+def test_a_cancel_shows_in_run_status(server_url: str) -> None:
+    client = Client(server_url)
+    run = client.post("/runs", {"name": "to-cancel", "type": "inference"})
+    stream = EventStream(client, run["id"])
+    stream.status("running", worker={"node": "n1", "pid": os.getpid(), "gpu": None})
+    stream.flush()
+    assert stream.run_status == "running"
+    client.post(f"/runs/{run['id']}/cancel")
+    stream.progress(1, 10)
+    stream.flush()
+    assert stream.run_status == "cancelled"
+    stream.close()
+
+
+def test_nan_is_refused_in_the_callers_thread(server_url: str) -> None:
+    client = Client(server_url)
+    run = client.post("/runs", {"name": "nan", "type": "training"})
+    stream = EventStream(client, run["id"])
+    with pytest.raises(InvalidValue, match="'loss'"):
+        stream.series("loss", 1, float("nan"))
+    with pytest.raises(InvalidValue, match="'acc'"):
+        stream.metrics({"acc": float("-inf")})
+    assert stream.pending == 0
+    stream.close()
+
+
+def test_unflushed_events_are_sent_at_exit(server_url: str, tmp_path: Path) -> None:
+    client = Client(server_url)
+    run = client.post("/runs", {"name": "atexit", "type": "training"})
+    script = textwrap.dedent(
+        f"""
+        from evalhub.client import Client
+        from evalhub._events import EventStream
+        stream = EventStream(Client({server_url!r}), {run["id"]}, flush_interval=3600)
+        stream.series_many([("late", s, 1.0, None) for s in range(2500)])
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    assert _counts(client, run["id"]) == {"late": 2500}
