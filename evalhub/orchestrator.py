@@ -1,0 +1,327 @@
+"""From a spec to runs: validate, resolve names against the registry, expand, submit once, execute.
+
+>>> exp = run_experiment(hub, '''
+... name: tiny-progress
+... models: [{model: tiny-gpt, checkpoints: [step-100, step-200, step-300]}]
+... tasks: [arith-add, arith-mc]
+... config: {limit: 50}
+... ''')
+>>> exp.compare()
+
+Every name is checked before anything is created: an unknown model, checkpoint, runtime, task or
+benchmark is refused with a :class:`~evalhub.errors.SpecError` naming the line, the field and the
+closest registered names. The experiment and all its runs are created in one request carrying a
+``client_key``, so a retried submission never creates them twice.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from evalhub.adapters.base import CheckpointRef
+from evalhub.errors import NotFound, SpecError
+from evalhub.spec import ExperimentSpec, RunConfig, line_of, parse_spec
+
+if TYPE_CHECKING:
+    from evalhub.execution.executor import Job
+    from evalhub.experiment import Experiment
+    from evalhub.hub import Hub
+
+log = logging.getLogger("evalhub.orchestrator")
+
+RUNTIMES = ("hf", "vllm", "openai", "python")
+
+
+@dataclass
+class PlannedRun:
+    """One run of the product models x checkpoints x runtimes x tasks, resolved against the registry."""
+
+    name: str
+    model: dict[str, Any]
+    checkpoint: dict[str, Any]
+    runtime: str
+    task: dict[str, Any]
+    config: dict[str, Any]
+    max_attempts: int = 3
+    tags: dict[str, Any] = field(default_factory=dict)
+
+    def checkpoint_ref(self) -> CheckpointRef:
+        """What a worker needs to load this run's weights."""
+        return CheckpointRef(
+            model=str(self.model["name"]),
+            name=str(self.checkpoint["name"]),
+            uri=str(self.checkpoint.get("uri") or ""),
+            runtime=self.runtime,
+            adapter=self.model.get("adapter"),
+            code_uri=self.model.get("code_uri"),
+            params=dict(self.model.get("default_params") or {}),
+            step=self.checkpoint.get("step"),
+        )
+
+    def run_create(self) -> dict[str, Any]:
+        """The ``RunCreate`` body of docs/rest-api.md."""
+        return {
+            "name": self.name,
+            "type": "offline_eval",
+            "model": self.model["name"],
+            "checkpoint": self.checkpoint["name"],
+            "runtime": self.runtime,
+            "task": self.task["name"],
+            "config": self.config,
+            "tags": self.tags,
+        }
+
+
+@dataclass
+class Plan:
+    """A validated spec: its effective config and its runs."""
+
+    spec: ExperimentSpec
+    spec_yaml: str
+    config: RunConfig
+    runs: list[PlannedRun]
+
+
+def _unknown(kind: str, name: str, known: list[str], text: str, loc: list[Any], hint: str = "") -> SpecError:
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    if close:
+        msg = f"unknown {kind} {name!r}; did you mean {' or '.join(repr(c) for c in close)}?"
+    elif known:
+        shown = ", ".join(repr(k) for k in known[:10]) + (", …" if len(known) > 10 else "")
+        msg = f"unknown {kind} {name!r}; registered: {shown}"
+    else:
+        msg = f"unknown {kind} {name!r}; none is registered"
+    if hint:
+        msg += f" ({hint})"
+    return SpecError(msg, line=line_of(text, loc), field=_dotted(loc))
+
+
+def _dotted(loc: list[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _names(hub: Hub, kind: str, **filters: Any) -> list[str]:
+    return [str(item["name"]) for item in hub.client.paged(f"/{kind}", **filters)]
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def effective_config(spec: ExperimentSpec, benchmark: dict[str, Any] | None, text: str) -> RunConfig:
+    """The spec's config over the benchmark's (what the spec sets wins)."""
+    from pydantic import ValidationError
+
+    if not benchmark or not benchmark.get("config"):
+        return spec.config
+    bench_cfg = dict(benchmark["config"])
+    generation = bench_cfg.get("generation")
+    if isinstance(generation, dict) and "max_gen_toks" in generation:  # lm-eval spelling in a benchmark
+        generation = dict(generation)
+        generation.setdefault("max_new_tokens", generation.pop("max_gen_toks"))
+        generation.pop("do_sample", None)
+        bench_cfg["generation"] = generation
+    merged = _merge(bench_cfg, spec.config.model_dump(exclude_unset=True))
+    try:
+        return RunConfig.model_validate(merged)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise SpecError(
+            f"benchmark {benchmark.get('name')!r} has an invalid config at {loc}: {err['msg']}",
+            line=line_of(text, ["benchmark"]),
+            field="benchmark",
+        ) from None
+
+
+def plan(hub: Hub, spec: Any) -> Plan:
+    """Validate ``spec`` (YAML text, path, dict or :class:`ExperimentSpec`) against the registry and expand it."""
+    parsed, text = parse_spec(spec)
+    benchmark = None
+    if parsed.benchmark:
+        try:
+            benchmark = hub.benchmark(parsed.benchmark)
+        except NotFound:
+            raise _unknown(
+                "benchmark", parsed.benchmark, _names(hub, "benchmarks"), text, ["benchmark"]
+            ) from None
+    config = effective_config(parsed, benchmark, text)
+    task_names = list(dict.fromkeys([*parsed.tasks, *((benchmark or {}).get("tasks") or [])]))
+    tasks: dict[str, dict[str, Any]] = {}
+    known_tasks: list[str] | None = None
+    for name in task_names:
+        try:
+            tasks[name] = hub.task(name)
+        except NotFound:
+            known_tasks = known_tasks if known_tasks is not None else _names(hub, "tasks")
+            index = parsed.tasks.index(name) if name in parsed.tasks else None
+            loc: list[Any] = ["tasks", index] if index is not None else ["benchmark"]
+            raise _unknown(
+                "task",
+                name,
+                known_tasks,
+                text,
+                loc,
+                hint=f"an lm-eval task is registered with hub.register_task({name!r}, lm_eval_task={name!r})",
+            ) from None
+    run_config = _run_config(config)
+    runs: dict[str, PlannedRun] = {}
+    known_models: list[str] | None = None
+    for i, entry in enumerate(parsed.models):
+        try:
+            model = hub.model(entry.model)
+        except NotFound:
+            known_models = known_models if known_models is not None else _names(hub, "models")
+            raise _unknown("model", entry.model, known_models, text, ["models", i, "model"]) from None
+        checkpoints = list(hub.client.paged("/checkpoints", model=model["name"]))
+        by_name = {str(c["name"]): c for c in checkpoints}
+        if entry.checkpoints == "all":
+            if not checkpoints:
+                raise SpecError(
+                    f"model {entry.model!r} has no registered checkpoints",
+                    line=line_of(text, ["models", i, "model"]),
+                    field=f"models[{i}].checkpoints",
+                )
+            chosen = checkpoints
+        else:
+            chosen = []
+            for j, name in enumerate(entry.checkpoints):
+                if name not in by_name:
+                    raise _unknown(
+                        f"checkpoint of model {entry.model!r}",
+                        name,
+                        list(by_name),
+                        text,
+                        ["models", i, "checkpoints", j],
+                    )
+                chosen.append(by_name[name])
+        runtimes = entry.runtimes or [str(model.get("runtime") or "hf")]
+        for j, runtime in enumerate(runtimes):
+            if runtime not in RUNTIMES:
+                raise _unknown("runtime", runtime, list(RUNTIMES), text, ["models", i, "runtimes", j])
+        for ckpt in chosen:
+            for runtime in runtimes:
+                for task_name, task in tasks.items():
+                    name = f"{model['name']}/{ckpt['name']}/{runtime}/{task_name}"
+                    runs.setdefault(
+                        name,
+                        PlannedRun(
+                            name=name,
+                            model=model,
+                            checkpoint=ckpt,
+                            runtime=runtime,
+                            task=task,
+                            config=run_config,
+                            max_attempts=config.max_attempts,
+                            tags={"step": ckpt.get("step"), "uri": ckpt.get("uri")},
+                        ),
+                    )
+    return Plan(parsed, text, config, list(runs.values()))
+
+
+def _run_config(config: RunConfig) -> dict[str, Any]:
+    """The per-run config: what the worker needs, and what provenance records."""
+    return {
+        "limit": config.limit,
+        "seed": config.seed,
+        "batch_size": config.batch_size,
+        "generation": config.generation.as_gen_kwargs(),
+        "num_fewshot": config.num_fewshot,
+        "apply_chat_template": config.apply_chat_template,
+        "fewshot_as_multiturn": config.fewshot_as_multiturn,
+        "max_attempts": config.max_attempts,
+        "engine": "lm_eval",
+    }
+
+
+def submit(hub: Hub, the_plan: Plan, client_key: str | None = None) -> tuple[dict[str, Any], list[Job]]:
+    """Create the experiment and its runs in one request; the jobs to hand to an executor."""
+    from evalhub.execution.executor import Job
+
+    body = {
+        "name": the_plan.spec.name,
+        "spec": the_plan.spec.model_dump(mode="json"),
+        "spec_yaml": the_plan.spec_yaml,
+        "config": the_plan.config.model_dump(mode="json"),
+        "client_key": client_key or str(uuid.uuid4()),
+        "runs": [run.run_create() for run in the_plan.runs],
+    }
+    experiment: dict[str, Any] = hub.client.post("/experiments", body)
+    by_name = {run.name: run for run in the_plan.runs}
+    jobs = []
+    for row in experiment.get("runs") or []:
+        planned = by_name.get(str(row.get("name")))
+        if planned is None or row.get("status") != "queued":
+            continue  # a resubmission of finished work: nothing to do for it
+        jobs.append(
+            Job(
+                run_id=int(row["id"]),
+                checkpoint=planned.checkpoint_ref(),
+                task=planned.task,
+                config=planned.config,
+                attempt=max(1, int(row.get("attempt") or 1)),
+                max_attempts=planned.max_attempts,
+            )
+        )
+    return experiment, jobs
+
+
+def run_experiment(
+    hub: Hub,
+    spec: Any,
+    wait: bool = True,
+    executor: Any = None,
+    progress: bool = True,
+    client_key: str | None = None,
+) -> Experiment:
+    """Validate, submit and execute an experiment; return its handle.
+
+    With ``wait=False`` the driver runs in a background thread of this process (a notebook kernel keeps
+    working) and the call returns at once; ``exp.wait()`` blocks later. ``executor`` defaults to a
+    :class:`~evalhub.execution.RayExecutor` (a local Ray, or ``RAY_ADDRESS``).
+    """
+    from evalhub.experiment import Experiment
+
+    the_plan = plan(hub, spec)
+    experiment, jobs = submit(hub, the_plan, client_key=client_key)
+    exp = Experiment(hub, int(experiment["id"]), experiment)
+    if executor is None:
+        from evalhub.execution.executor import RayExecutor
+
+        executor = RayExecutor()
+    exp.executor = executor
+    resources = the_plan.config.resources.model_dump()
+
+    def drive() -> None:
+        try:
+            executor.execute(hub, exp.id, jobs, resources)
+        except BaseException as exc:  # surfaced by exp.wait()
+            log.exception("evalhub: the driver of experiment %s failed", exp.id)
+            exp._driver_error = exc
+
+    if jobs:
+        if wait and hasattr(executor, "start"):
+            executor.start()  # Ray starts in the calling thread when the caller waits anyway
+        thread = threading.Thread(target=drive, name=f"evalhub-driver-{exp.id}", daemon=True)
+        exp._driver = thread
+        thread.start()
+    if wait:
+        exp.wait(progress=progress)
+    return exp
+
+
+__all__ = ["Plan", "PlannedRun", "effective_config", "plan", "run_experiment", "submit"]
