@@ -278,7 +278,7 @@ def _is_experiment(obj: Any) -> bool:
 
 
 def curves(
-    run_or_runs: Any,
+    run_or_runs: Any = None,
     key: str | Sequence[str] | None = None,
     *,
     hub: Any = None,
@@ -305,6 +305,8 @@ def curves(
             live=live,
             interval=interval,
         )
+    if run_or_runs is None:
+        raise EvalhubError("curves() needs a run (or runs), or experiment=...")
     items = list(run_or_runs) if isinstance(run_or_runs, (list, tuple)) else [run_or_runs]
     if not items:
         raise EvalhubError("curves() needs at least one run")

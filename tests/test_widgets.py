@@ -1,0 +1,394 @@
+"""Widget state from Python against a real tracking server (data posted through the REST API)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import traitlets
+from _widgetdata import (
+    arith_outcome,
+    complete_run,
+    create_experiment,
+    finished_experiment,
+    post_events,
+    register_tiny,
+)
+
+import evalhub
+from evalhub.widgets import ComparisonTable, Curves, OutputDiff, RegistryBrowser, RunMonitor
+from evalhub.widgets._source import run_labels
+from evalhub.widgets._static import static_dir
+from evalhub.widgets._worddiff import word_diff
+
+N = 30  # samples per run
+STEPS = (100, 200, 300)
+
+
+@pytest.fixture
+def exp(hub: Any) -> dict[str, Any]:
+    return finished_experiment(hub, n=N, steps=STEPS)
+
+
+def _wrong(config: int) -> set[int]:
+    return {j for j in range(N) if arith_outcome(config, j)[1] < 1}
+
+
+# -- front-end files -------------------------------------------------------------------------------
+
+
+def test_front_end_files_are_plain_es_modules_without_cdn() -> None:
+    folder = static_dir()
+    for name in ("monitor.js", "compare.js", "diff.js", "registry.js"):
+        text = (folder / name).read_text()
+        assert "export default" in text
+        assert not re.search(r"""(import|from)\s*\(?\s*["']https?://""", text), name
+    assert (folder / "evalhub.css").is_file()
+
+
+def test_curves_use_the_offline_vega_bundle(hub: Any) -> None:
+    run = hub.init_run("train", config={})
+    run.log({"loss": 1.0}, step=1)
+    run.finish()
+    chart = evalhub.curves(run, "loss", hub=hub, live=False)
+    assert "esm.sh" not in chart._esm and "https://" not in chart._esm[:2000]
+    assert len(chart._esm) > 100_000  # vega, vega-lite and vega-embed bundled in
+
+
+def test_word_diff_marks_changed_words() -> None:
+    assert word_diff("the cat sat", "the dog sat") == [
+        ["=", "the "],
+        ["-", "cat"],
+        ["+", "dog"],
+        ["=", " sat"],
+    ]
+    assert word_diff("42", "42") == [["=", "42"]]
+    assert "".join(t for op, t in word_diff("a b c", "a x c") if op != "-") == "a x c"
+
+
+def test_run_labels_keep_only_the_parts_that_vary() -> None:
+    runs = [
+        {"run_id": 1, "model": "m", "checkpoint": "step-1", "runtime": "hf"},
+        {"run_id": 2, "model": "m", "checkpoint": "step-2", "runtime": "hf"},
+    ]
+    assert run_labels(runs) == {1: "step-1", 2: "step-2"}
+    runs[1]["runtime"] = "vllm"
+    assert run_labels(runs) == {1: "step-1 · hf", 2: "step-2 · vllm"}
+
+
+# -- RunMonitor ------------------------------------------------------------------------------------
+
+
+def test_monitor_shows_a_row_per_run_with_status_and_progress(hub: Any, exp: dict[str, Any]) -> None:
+    mon = evalhub.monitor(exp["id"], hub=hub)
+    assert isinstance(mon, RunMonitor)
+    assert [r["run_id"] for r in mon.runs] == [r["id"] for r in exp["runs"]]
+    assert {r["status"] for r in mon.runs} == {"completed"}
+    assert all(r["done"] == N and r["total"] == N for r in mon.runs)
+    assert [r["label"] for r in mon.runs] == ["step-100", "step-200", "step-300"]
+    assert mon.done and not mon.live
+    assert mon.status == "completed" and mon.counts["completed"] == 3
+
+
+def test_monitor_follows_runs_live_until_all_are_terminal(hub: Any) -> None:
+    register_tiny(hub, (100, 200))
+    exp = create_experiment(hub, steps=(100, 200))
+    mon = evalhub.monitor(exp["id"], hub=hub, interval=0.1)
+    assert mon.live and not mon.done
+    assert {r["status"] for r in mon.runs} == {"queued"}
+    first, second = exp["runs"]
+    post_events(
+        hub,
+        first["id"],
+        [{"type": "status", "status": "running"}, {"type": "progress", "done": 5, "total": 10}],
+    )
+    assert _eventually(lambda: mon.runs[0]["status"] == "running" and mon.runs[0]["done"] == 5)
+    assert mon.runs[0]["total"] == 10 and mon.runs[0]["elapsed_s"] is not None
+    complete_run(hub, first, 0, n=10)
+    complete_run(hub, second, 1, n=10, status="failed", error="CUDA out of memory")
+    assert mon.wait(timeout=20)
+    assert [r["status"] for r in mon.runs] == ["completed", "failed"]
+    assert mon.runs[1]["error"] == "CUDA out of memory"
+    assert _eventually(lambda: not mon.live)
+
+
+def test_monitor_links_the_dashboard_it_is_given(hub: Any, exp: dict[str, Any]) -> None:
+    mon = evalhub.monitor(exp["id"], hub=hub, dashboard_url="127.0.0.1:8265")
+    assert mon.dashboard_url == "http://127.0.0.1:8265"
+
+
+# -- ComparisonTable -------------------------------------------------------------------------------
+
+
+def test_compare_groups_runs_by_task_with_metrics_and_best_marked(hub: Any) -> None:
+    exp = finished_experiment(hub, n=N, steps=STEPS, tasks=("arith-add", "arith-mul"))
+    table = evalhub.compare(exp["id"], hub=hub)
+    assert isinstance(table, ComparisonTable)
+    assert [t["task"] for t in table.tasks] == ["arith-add", "arith-mul"]
+    assert table.tasks[0]["metrics"] == ["exact_match", "latency_p50_ms"]  # stderr folded into its metric
+    assert len(table.rows) == 6
+    scores = {r["label"]: r["metrics"]["exact_match"] for r in table.rows if r["task"] == "arith-add"}
+    best = max(scores, key=lambda k: scores[k])
+    marked = [r["label"] for r in table.rows if r["task"] == "arith-add" and "exact_match" in r["best"]]
+    assert marked == [k for k, v in scores.items() if v == scores[best]]
+    fastest = [r["label"] for r in table.rows if r["task"] == "arith-add" and "latency_p50_ms" in r["best"]]
+    assert fastest == ["step-100"]  # lower latency is better
+    assert "latency_p50_ms" in table.lower_better
+    assert table.rows[0]["stderr"]["exact_match"] == pytest.approx(0.01)
+
+
+def test_compare_baseline_gives_deltas_to_every_other_run(hub: Any, exp: dict[str, Any]) -> None:
+    table = evalhub.compare(exp["id"], hub=hub, baseline="step-100")
+    base = next(r for r in table.rows if r["label"] == "step-100")
+    assert base["is_baseline"] and base["deltas"] == {}
+    for r in table.rows:
+        if r is base:
+            continue
+        assert r["deltas"]["exact_match"] == pytest.approx(
+            r["metrics"]["exact_match"] - base["metrics"]["exact_match"]
+        )
+        assert r["deltas"]["latency_p50_ms"] > 0
+    table.baseline = ""
+    assert all(r["deltas"] == {} for r in table.rows)
+
+
+def test_compare_refuses_an_unknown_baseline(hub: Any, exp: dict[str, Any]) -> None:
+    table = evalhub.compare(exp["id"], hub=hub)
+    with pytest.raises(traitlets.TraitError, match="step-999"):
+        table.baseline = "step-999"
+
+
+def test_compare_sorts_by_a_column(hub: Any, exp: dict[str, Any]) -> None:
+    table = evalhub.compare(exp["id"], hub=hub)
+    table.sort_by = "latency_p50_ms"
+    table.sort_desc = True
+    assert [r["label"] for r in table.rows] == ["step-300", "step-200", "step-100"]
+    table.sort_desc = False
+    assert [r["label"] for r in table.rows] == ["step-100", "step-200", "step-300"]
+
+
+def test_compare_to_polars_has_a_row_per_run_and_a_column_per_metric(hub: Any, exp: dict[str, Any]) -> None:
+    df = evalhub.compare(exp["id"], hub=hub).to_polars()
+    assert df.height == 3
+    assert {
+        "run_id",
+        "label",
+        "checkpoint",
+        "step",
+        "task",
+        "exact_match",
+        "exact_match_stderr",
+        "latency_p50_ms",
+    } <= set(df.columns)
+    assert df["step"].to_list() == list(STEPS)
+
+
+# -- OutputDiff ------------------------------------------------------------------------------------
+
+
+def test_diff_first_page_aligns_every_runs_answer_per_sample(hub: Any, exp: dict[str, Any]) -> None:
+    d = evalhub.diff(exp["id"], hub=hub, limit=10)
+    assert isinstance(d, OutputDiff)
+    page = d.page
+    assert page["total"] == N and page["offset"] == 0 and len(page["items"]) == 10
+    assert [r["label"] for r in page["runs"]] == ["step-100", "step-200", "step-300"]
+    item = page["items"][0]
+    assert item["index"] == 0 and item["reference"] == "0"
+    assert [c["output"] for c in item["cells"]] == [arith_outcome(c, 0)[0] for c in range(3)]
+    assert [c["correct"] for c in item["cells"]] == [arith_outcome(c, 0)[1] == 1 for c in range(3)]
+    assert item["agree"] is False
+
+
+def test_diff_highlights_words_that_differ_from_the_baseline_run(hub: Any, exp: dict[str, Any]) -> None:
+    d = evalhub.diff(exp["id"], hub=hub, limit=5)
+    item = d.page["items"][0]  # step-100 answered "1 apples", the others "0"
+    assert item["cells"][0]["segments"] == [["=", "1 apples"]]
+    assert ["+", "0"] in item["cells"][1]["segments"] and ["-", "1 apples"] in item["cells"][1]["segments"]
+    d.baseline_run = exp["runs"][1]["id"]
+    item = d.page["items"][0]
+    assert item["cells"][1]["segments"] == [["=", "0"]]
+    assert item["cells"][0]["segments"] == [["-", "0"], ["+", "1 apples"]]
+
+
+def test_diff_pages_through_the_server(hub: Any, exp: dict[str, Any]) -> None:
+    d = evalhub.diff(exp["id"], hub=hub, limit=7)
+    d.next_page()
+    assert d.page["offset"] == 7 and [i["index"] for i in d.page["items"]] == list(range(7, 14))
+    d.goto(28)
+    assert [i["index"] for i in d.page["items"]] == [28, 29]
+    d.next_page()  # already on the last page
+    assert d.page["offset"] == 28
+    d.prev_page()
+    assert d.page["offset"] == 21
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("disagree", lambda: {j for j in range(N) if len({arith_outcome(c, j)[0] for c in range(3)}) > 1}),
+        ("any_wrong", lambda: _wrong(0) | _wrong(1) | _wrong(2)),
+        ("all_wrong", lambda: _wrong(0) & _wrong(1) & _wrong(2)),
+        ("all", lambda: set(range(N))),
+    ],
+)
+def test_diff_filters_are_applied_on_the_server(
+    hub: Any, exp: dict[str, Any], name: str, expected: Any
+) -> None:
+    d = evalhub.diff(exp["id"], hub=hub, limit=100)
+    d.set_filter(name)
+    assert d.page["filter"] == name
+    assert {i["index"] for i in d.page["items"]} == expected()
+    assert d.page["total"] == len(expected())
+
+
+def test_diff_search_matches_prompt_reference_or_output(hub: Any, exp: dict[str, Any]) -> None:
+    d = evalhub.diff(exp["id"], hub=hub, limit=100)
+    d.search("apples")
+    assert d.page["total"] == len(_wrong(0) | _wrong(1) | _wrong(2))
+    d.search("what is 17 + 17")
+    assert [i["index"] for i in d.page["items"]] == [17]
+
+
+def test_diff_answers_a_query_from_the_front_end_with_its_sequence_number(
+    hub: Any, exp: dict[str, Any]
+) -> None:
+    d = evalhub.diff(exp["id"], hub=hub, limit=5)
+    d.query = {"task": "arith-add", "filter": "all", "q": "", "offset": 10, "limit": 5, "seq": 42}
+    assert d.page["seq"] == 42 and d.page["offset"] == 10
+    with pytest.raises(traitlets.TraitError, match="unknown filter"):
+        d.query = {**d.query, "filter": "nonsense"}
+
+
+def test_diff_switches_between_the_tasks_of_an_experiment(hub: Any) -> None:
+    exp = finished_experiment(hub, n=N, steps=(100, 200), tasks=("arith-add", "arith-mul"))
+    d = evalhub.diff(exp["id"], hub=hub)
+    assert d.tasks == ["arith-add", "arith-mul"] and d.page["task"] == "arith-add"
+    d.set_task("arith-mul")
+    assert d.page["task"] == "arith-mul" and d.page["total"] == N
+    assert {c["run_id"] for c in d.page["items"][0]["cells"]} == {
+        r["id"] for r in exp["runs"] if r["task"] == "arith-mul"
+    }
+    with pytest.raises(evalhub.EvalhubError, match="arith-div"):
+        evalhub.diff(exp["id"], "arith-div", hub=hub)
+
+
+# -- Curves ----------------------------------------------------------------------------------------
+
+
+def test_curves_overlay_the_series_of_several_runs(hub: Any) -> None:
+    runs = []
+    for name, scale in (("lr-3e-4", 1.0), ("lr-1e-3", 2.0)):
+        run = hub.init_run(name, config={})
+        for step in range(1, 21):
+            run.log({"loss": scale / step, "grad_norm": 0.5}, step=step)
+        run.finish()
+        runs.append(run)
+    chart = evalhub.curves(runs, ["loss", "grad_norm"], hub=hub, live=False)
+    assert isinstance(chart, Curves)
+    df = chart.to_polars()
+    assert df.filter(df["key"] == "loss").group_by("run").len().sort("run")["len"].to_list() == [20, 20]
+    assert set(df["run"].unique()) == {"lr-3e-4", "lr-1e-3"}
+    assert len(chart.spec["vconcat"]) == 2  # one chart per key
+
+
+def test_curves_show_the_min_max_band_when_the_server_downsamples(hub: Any) -> None:
+    run = hub.init_run("long", config={})
+    for step in range(1, 401):
+        run.log({"loss": 1.0 + (step % 7)}, step=step)
+    run.finish()
+    chart = evalhub.curves(run, "loss", hub=hub, max_points=20, live=False)
+    df = chart.to_polars()
+    assert df.height <= 20
+    assert (df["max"] > df["min"]).any()
+    assert [layer["mark"]["type"] for layer in chart.spec["layer"]] == ["area", "line"]
+
+
+def test_curves_redraw_while_a_training_run_logs(hub: Any) -> None:
+    run = hub.init_run("live", config={})
+    run.log({"loss": 2.0}, step=1)
+    run.flush()
+    chart = evalhub.curves(run, "loss", hub=hub, interval=0.1)
+    assert _eventually(lambda: chart.to_polars().height == 1)
+    run.log({"loss": 1.5}, step=2)
+    run.log({"loss": 1.0}, step=3)
+    assert _eventually(lambda: chart.to_polars().height == 3)
+    assert _eventually(lambda: sorted(v["value"] for v in _spec_values(chart.spec)) == [1.0, 1.5, 2.0])
+    run.finish()
+    assert _eventually(lambda: chart.done)
+    chart.stop()
+
+
+def test_curves_of_an_experiment_plot_a_metric_against_checkpoint_step(hub: Any, exp: dict[str, Any]) -> None:
+    chart = evalhub.curves(experiment=exp["id"], key="exact_match", hub=hub, live=False)
+    df = chart.to_polars()
+    assert df["step"].to_list() == [float(s) for s in STEPS]
+    assert df["value"].to_list() == pytest.approx([1 - len(_wrong(c)) / N for c in range(3)])
+
+
+# -- RegistryBrowser -------------------------------------------------------------------------------
+
+
+def test_registry_lists_families_models_checkpoints_tasks_and_benchmarks(hub: Any, tmp_path: Any) -> None:
+    register_tiny(hub, (100, 200))
+    data = tmp_path / "arith.jsonl"
+    data.write_text('{"question": "1+1=", "answer": "2"}\n')
+    hub.register_task("arith-add", data=str(data), prompt="{{question}}", target="{{answer}}")
+    hub.register_benchmark("arith", tasks=["arith-add"])
+    reg = evalhub.registry(hub)
+    assert isinstance(reg, RegistryBrowser)
+    assert reg.totals == {"families": 1, "models": 1, "checkpoints": 2, "tasks": 1, "benchmarks": 1}
+    assert [c["name"] for c in reg.checkpoints] == ["step-100", "step-200"]
+    assert reg.tasks[0]["name"] == "arith-add" and reg.benchmarks[0]["tasks"] == ["arith-add"]
+    assert "step-100, step-200" in repr(reg)
+
+
+# -- fallbacks -------------------------------------------------------------------------------------
+
+
+def test_every_widget_carries_text_and_html_beside_the_widget_view(hub: Any, exp: dict[str, Any]) -> None:
+    widgets = [
+        evalhub.monitor(exp["id"], hub=hub),
+        evalhub.compare(exp["id"], hub=hub),
+        evalhub.diff(exp["id"], hub=hub, limit=3),
+        evalhub.registry(hub),
+        evalhub.curves(experiment=exp["id"], key="exact_match", hub=hub, live=False),
+    ]
+    for w in widgets:
+        data, _ = w._repr_mimebundle_()
+        assert "application/vnd.jupyter.widget-view+json" in data, type(w)
+        assert data["text/plain"].strip() and data["text/html"].strip(), type(w)
+    assert "step-300" in widgets[0]._repr_mimebundle_()[0]["text/plain"]
+    assert "<table" in widgets[1]._repr_mimebundle_()[0]["text/html"]
+    assert "apples" in widgets[2]._repr_mimebundle_()[0]["text/plain"]
+    assert "<svg" in widgets[4]._repr_mimebundle_()[0]["text/html"]
+
+
+def _spec_values(spec: Any) -> list[dict[str, Any]]:
+    """Every inline data row of a Vega-Lite spec (the chart the browser draws)."""
+    found: list[dict[str, Any]] = []
+    if isinstance(spec, dict):
+        data = spec.get("data")
+        if isinstance(data, dict) and isinstance(data.get("values"), list):
+            found.extend(data["values"])
+        for key, value in spec.items():
+            if key == "datasets" and isinstance(value, dict):
+                for rows in value.values():
+                    found.extend(rows)
+            elif key != "data":
+                found.extend(_spec_values(value))
+    elif isinstance(spec, list):
+        for value in spec:
+            found.extend(_spec_values(value))
+    return found
+
+
+def _eventually(check: Any, timeout: float = 20.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return bool(check())
