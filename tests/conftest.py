@@ -7,6 +7,7 @@ and an offline, throw-away environment for every test.
 - ``mysql_url``: a fresh, uniquely named MariaDB database (dropped after); skips if MariaDB is down.
 - ``db_url``: parametrized over ("sqlite", "mysql").
 - ``server_for(db_url, **options)``: start a server on any database (stopped after the test).
+- ``any_server``: one server per backend ("sqlite", "mysql") shared by a module's tests.
 - ``hub``: ``evalhub.connect(server_url)`` in a project of its own.
 """
 
@@ -22,6 +23,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -201,9 +203,9 @@ def _mysql_connect(database: str | None = None) -> Any:
     )
 
 
-@pytest.fixture
-def mysql_url() -> Iterator[str]:
-    """A fresh utf8mb4 database on the MariaDB/MySQL server, dropped after the test."""
+@contextmanager
+def mysql_database() -> Iterator[str]:
+    """Create a fresh utf8mb4 database, yield its URL, drop it; skips if MariaDB is down."""
     try:
         conn = _mysql_connect()
     except Exception as exc:  # pymysql raises OperationalError; be broad for a missing driver too
@@ -218,6 +220,32 @@ def mysql_url() -> Iterator[str]:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
         conn.close()
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """A fresh utf8mb4 database on the MariaDB/MySQL server, dropped after the test."""
+    with mysql_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+def any_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A real server on each backend, shared by the tests of a module (use unique projects)."""
+    folder = tmp_path_factory.mktemp(f"server-{request.param}")
+    if request.param == "sqlite":
+        proc = ServerProcess(f"sqlite:///{folder / 'evalhub.db'}", folder)
+        proc.start()
+        yield proc
+        proc.stop()
+        return
+    with mysql_database() as url:
+        proc = ServerProcess(url, folder)
+        proc.start()
+        yield proc
+        proc.stop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
