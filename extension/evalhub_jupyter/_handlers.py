@@ -14,7 +14,7 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from evalhub_jupyter import __version__
 from evalhub_jupyter._settings import EvalhubJupyter, NoServer, ray_dashboard_url, resolve_upstream
@@ -79,8 +79,17 @@ class ProxyHandler(_EvalhubHandler):
             follow_redirects=False,
             decompress_response=True,
         )
-        response = await AsyncHTTPClient().fetch(request, raise_error=False)
-        if response.code == 599:  # no HTTP answer: refused, timed out, bad host
+        try:
+            response = await AsyncHTTPClient().fetch(request, raise_error=False)
+        except (OSError, HTTPClientError) as exc:  # no HTTP answer: refused, timed out, bad host
+            # raise_error=False only covers HTTP statuses; a 599 (timeout) is an HTTPClientError.
+            self.write_evalhub_error(
+                502,
+                "unavailable",
+                f"The evalhub tracking server at {upstream.url} ({upstream.source}) did not answer: {exc}.",
+            )
+            return
+        if response.code == 599:
             reason = response.error or "no answer"
             self.write_evalhub_error(
                 502,
@@ -154,6 +163,8 @@ class ConfigHandler(_EvalhubHandler):
 def setup_handlers(web_app: Application, evalhub: EvalhubJupyter) -> None:
     """Add the evalhub routes under the server's base URL."""
     base_url = web_app.settings["base_url"]
+    # The live settings, for code (and tests) that want to read or change them after start-up.
+    web_app.settings["evalhub_jupyter"] = evalhub
     kwargs = {"evalhub": evalhub}
     web_app.add_handlers(
         ".*$",
