@@ -16,9 +16,21 @@ from typing import Any
 import httpx
 import pytest
 from evalhub_jupyter._settings import EvalhubJupyter, NoServer, ray_dashboard_url, resolve_upstream
+
+# pytest-jupyter's fixtures for this module only (a `pytest_plugins` line would register its
+# autouse fixtures for every test of the session).
+from pytest_jupyter.jupyter_server import *  # noqa: F403
 from tornado.httpclient import HTTPResponse
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+@pytest.fixture
+def fetch(jp_fetch: Any, jp_asyncio_loop: Any) -> Any:
+    """``jp_fetch`` made synchronous (pytest-jupyter's coroutine-test hooks are not loaded here)."""
+
+    def call(*parts: str, **kwargs: Any) -> HTTPResponse:
+        return jp_asyncio_loop.run_until_complete(jp_fetch(*parts, **kwargs))  # type: ignore[no-any-return]
+
+    return call
 
 
 def _project() -> str:
@@ -90,9 +102,9 @@ def _create_experiment(server_url: str, project: str, name: str = "exp") -> dict
     return dict(r.json())
 
 
-async def test_get_is_proxied_to_the_tracking_server(jp_fetch: Any, configured: str, project: str) -> None:
+def test_get_is_proxied_to_the_tracking_server(fetch: Any, configured: str, project: str) -> None:
     created = _create_experiment(configured, project, "proxied-get")
-    response = await jp_fetch("evalhub", "api", "experiments", params={"limit": "5"})
+    response = fetch("evalhub", "api", "experiments", params={"limit": "5"})
     assert response.code == 200
     page = _json(response)
     assert [e["id"] for e in page["items"]] == [created["id"]]
@@ -100,14 +112,14 @@ async def test_get_is_proxied_to_the_tracking_server(jp_fetch: Any, configured: 
     assert page["items"][0]["counts"]["queued"] == 2
 
 
-async def test_health_answers_through_the_proxy(jp_fetch: Any, configured: str) -> None:
-    response = await jp_fetch("evalhub", "api", "health")
+def test_health_answers_through_the_proxy(fetch: Any, configured: str) -> None:
+    response = fetch("evalhub", "api", "health")
     assert _json(response)["status"] == "ok"
     assert response.headers["Content-Type"].startswith("application/json")
 
 
-async def test_post_is_proxied_with_its_body(jp_fetch: Any, configured: str, project: str) -> None:
-    response = await jp_fetch(
+def test_post_is_proxied_with_its_body(fetch: Any, configured: str, project: str) -> None:
+    response = fetch(
         "evalhub",
         "api",
         "families",
@@ -121,8 +133,8 @@ async def test_post_is_proxied_with_its_body(jp_fetch: Any, configured: str, pro
     assert stored.json()["modality"] == "llm"
 
 
-async def test_progress_events_posted_through_the_proxy_show_in_reads(
-    jp_fetch: Any, configured: str, project: str
+def test_progress_events_posted_through_the_proxy_show_in_reads(
+    fetch: Any, configured: str, project: str
 ) -> None:
     run_id = _create_experiment(configured, project, "progress")["runs"][0]["id"]
     events = {
@@ -132,7 +144,7 @@ async def test_progress_events_posted_through_the_proxy_show_in_reads(
             {"seq": 2, "type": "progress", "done": 7, "total": 20},
         ],
     }
-    answer = await jp_fetch(
+    answer = fetch(
         "evalhub",
         "api",
         "runs",
@@ -143,32 +155,32 @@ async def test_progress_events_posted_through_the_proxy_show_in_reads(
         headers=_json_headers(),
     )
     assert _json(answer)["applied"] == 2
-    running = _json(await jp_fetch("evalhub", "api", "runs", params={"status": "running"}))
+    running = _json(fetch("evalhub", "api", "runs", params={"status": "running"}))
     assert [(r["id"], r["progress"]) for r in running["items"]] == [(run_id, {"done": 7, "total": 20})]
 
 
-async def test_not_found_passes_through_with_status_and_body(jp_fetch: Any, configured: str) -> None:
-    response = await jp_fetch("evalhub", "api", "experiments", "987654", raise_error=False)
+def test_not_found_passes_through_with_status_and_body(fetch: Any, configured: str) -> None:
+    response = fetch("evalhub", "api", "experiments", "987654", raise_error=False)
     assert response.code == 404
     assert _json(response)["error"]["code"] == "not_found"
 
 
-async def test_conflict_passes_through(jp_fetch: Any, configured: str) -> None:
+def test_conflict_passes_through(fetch: Any, configured: str) -> None:
     body = json.dumps({"name": "dup", "modality": "llm"})
-    first = await jp_fetch("evalhub", "api", "families", method="POST", body=body, headers=_json_headers())
+    first = fetch("evalhub", "api", "families", method="POST", body=body, headers=_json_headers())
     assert first.code == 201
-    second = await jp_fetch(
+    second = fetch(
         "evalhub", "api", "families", method="POST", body=body, headers=_json_headers(), raise_error=False
     )
     assert second.code == 409
     assert _json(second)["error"]["code"] == "conflict"
 
 
-async def test_invalid_body_passes_through_with_field(jp_fetch: Any, configured: str, project: str) -> None:
+def test_invalid_body_passes_through_with_field(fetch: Any, configured: str, project: str) -> None:
     run_id = _create_experiment(configured, project, "nan")["runs"][0]["id"]
     # Non-finite numbers are refused by the server; the proxy must hand back its 422 untouched.
     bad = '{"stream": "s", "events": [{"seq": 1, "type": "metrics", "values": {"acc": NaN}}]}'
-    response = await jp_fetch(
+    response = fetch(
         "evalhub",
         "api",
         "runs",
@@ -183,47 +195,47 @@ async def test_invalid_body_passes_through_with_field(jp_fetch: Any, configured:
     assert _json(response)["error"]["code"] == "invalid"
 
 
-async def test_raw_bytes_round_trip_through_put_and_get(jp_fetch: Any, configured: str, project: str) -> None:
+def test_raw_bytes_round_trip_through_put_and_get(fetch: Any, configured: str, project: str) -> None:
     run_id = _create_experiment(configured, project, "bytes")["runs"][0]["id"]
     payload = bytes(range(256)) * 4
-    put = await jp_fetch(
+    put = fetch(
         "evalhub", "api", "runs", str(run_id), "artifacts", "blob.bin", method="PUT", body=payload,
         headers={"Content-Type": "application/octet-stream"},
     )  # fmt: skip
     assert put.code == 201
     assert _json(put)["size"] == len(payload)
-    got = await jp_fetch("evalhub", "api", "runs", str(run_id), "artifacts", "blob.bin")
+    got = fetch("evalhub", "api", "runs", str(run_id), "artifacts", "blob.bin")
     assert got.body == payload
 
 
-async def test_browser_project_header_is_forwarded_when_none_is_configured(
-    jp_fetch: Any, server_url: str, evalhub: EvalhubJupyter
+def test_browser_project_header_is_forwarded_when_none_is_configured(
+    fetch: Any, server_url: str, evalhub: EvalhubJupyter
 ) -> None:
     evalhub.server_url = server_url
     project = _project()
     created = _create_experiment(server_url, project, "by-header")
-    response = await jp_fetch("evalhub", "api", "experiments", headers={"X-Evalhub-Project": project})
+    response = fetch("evalhub", "api", "experiments", headers={"X-Evalhub-Project": project})
     assert [e["id"] for e in _json(response)["items"]] == [created["id"]]
 
 
-async def test_wrong_jupyter_token_is_refused(jp_fetch: Any, configured: str) -> None:
+def test_wrong_jupyter_token_is_refused(fetch: Any, configured: str) -> None:
     headers = {"Authorization": "token not-the-token"}
     for parts, method, body in [
         (("evalhub", "api", "experiments"), "GET", None),
         (("evalhub", "api", "families"), "POST", json.dumps({"name": "x", "modality": "llm"})),
         (("evalhub", "config"), "GET", None),
     ]:
-        response = await jp_fetch(*parts, method=method, body=body, headers=headers, raise_error=False)
+        response = fetch(*parts, method=method, body=body, headers=headers, raise_error=False)
         assert response.code == 403, parts
 
 
-async def test_request_without_credentials_is_refused(
-    jp_fetch: Any, jp_serverapp: Any, configured: str, project: str
+def test_request_without_credentials_is_refused(
+    fetch: Any, jp_serverapp: Any, configured: str, project: str
 ) -> None:
     # No token and no cookie at all: nothing reaches the tracking server.
-    response = await jp_fetch("evalhub", "api", "families", headers={"Authorization": ""}, raise_error=False)
+    response = fetch("evalhub", "api", "families", headers={"Authorization": ""}, raise_error=False)
     assert response.code == 403
-    post = await jp_fetch(
+    post = fetch(
         "evalhub", "api", "families", method="POST", body=json.dumps({"name": "sneaky", "modality": "llm"}),
         headers={"Authorization": "", **_json_headers()}, raise_error=False,
     )  # fmt: skip
@@ -232,8 +244,8 @@ async def test_request_without_credentials_is_refused(
     assert stored.status_code == 404
 
 
-async def test_jupyter_token_never_reaches_the_tracking_server(
-    jp_fetch: Any, server_for: Any, evalhub: EvalhubJupyter
+def test_jupyter_token_never_reaches_the_tracking_server(
+    fetch: Any, server_for: Any, evalhub: EvalhubJupyter
 ) -> None:
     # A token-auth tracking server: the proxy must send the configured evalhub token, not Jupyter's.
     admin = "admin-" + uuid.uuid4().hex
@@ -244,58 +256,58 @@ async def test_jupyter_token_never_reaches_the_tracking_server(
         "token"
     ]
     evalhub.server_url = srv.url  # no token yet: Jupyter's own must not leak through
-    refused = await jp_fetch("evalhub", "api", "experiments", raise_error=False)
+    refused = fetch("evalhub", "api", "experiments", raise_error=False)
     assert refused.code == 401
     assert _json(refused)["error"]["code"] == "unauthorized"
     evalhub.token = token
-    ok = await jp_fetch("evalhub", "api", "experiments")
+    ok = fetch("evalhub", "api", "experiments")
     assert _json(ok)["total"] == 0
 
 
-async def test_dot_dot_paths_are_refused(jp_fetch: Any, configured: str) -> None:
-    response = await jp_fetch("evalhub", "api", "x", "..", "..", "etc", raise_error=False)
+def test_dot_dot_paths_are_refused(fetch: Any, configured: str) -> None:
+    response = fetch("evalhub", "api", "x", "..", "..", "etc", raise_error=False)
     assert response.code == 400
     assert "not allowed" in _json(response)["error"]["message"]
 
 
-async def test_unreachable_server_answers_502_naming_it(jp_fetch: Any, evalhub: EvalhubJupyter) -> None:
+def test_unreachable_server_answers_502_naming_it(fetch: Any, evalhub: EvalhubJupyter) -> None:
     url = f"http://127.0.0.1:{_free_port()}"
     evalhub.server_url = url
-    response = await jp_fetch("evalhub", "api", "health", raise_error=False)
+    response = fetch("evalhub", "api", "health", raise_error=False)
     assert response.code == 502
     error = _json(response)["error"]
     assert error["code"] == "unavailable"
     assert url in error["message"]
 
 
-async def test_no_server_answers_503_saying_what_to_do(
-    jp_fetch: Any, tmp_path: Path, evalhub: EvalhubJupyter, monkeypatch: pytest.MonkeyPatch
+def test_no_server_answers_503_saying_what_to_do(
+    fetch: Any, tmp_path: Path, evalhub: EvalhubJupyter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("EVALHUB_URL", raising=False)
     evalhub.evalhub_home = str(tmp_path / "empty-home")
-    response = await jp_fetch("evalhub", "api", "experiments", raise_error=False)
+    response = fetch("evalhub", "api", "experiments", raise_error=False)
     assert response.code == 503
     message = _json(response)["error"]["message"]
     assert "EVALHUB_URL" in message
     assert "evalhub.connect()" in message
 
 
-async def test_embedded_server_json_is_followed(
-    jp_fetch: Any, server: Any, tmp_path: Path, evalhub: EvalhubJupyter, monkeypatch: pytest.MonkeyPatch
+def test_embedded_server_json_is_followed(
+    fetch: Any, server: Any, tmp_path: Path, evalhub: EvalhubJupyter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("EVALHUB_URL", raising=False)
     home = tmp_path / "evalhub-home"
     home.mkdir()
     (home / "server.json").write_text(json.dumps({"url": server.url, "pid": server.proc.pid}))
     evalhub.evalhub_home = str(home)
-    health = await jp_fetch("evalhub", "api", "health")
+    health = fetch("evalhub", "api", "health")
     assert _json(health)["status"] == "ok"
-    config = _json(await jp_fetch("evalhub", "config"))
+    config = _json(fetch("evalhub", "config"))
     assert (config["server_url"], config["source"]) == (server.url, "embedded")
 
 
-async def test_stale_server_json_names_the_dead_pid(
-    jp_fetch: Any, server: Any, tmp_path: Path, evalhub: EvalhubJupyter, monkeypatch: pytest.MonkeyPatch
+def test_stale_server_json_names_the_dead_pid(
+    fetch: Any, server: Any, tmp_path: Path, evalhub: EvalhubJupyter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("EVALHUB_URL", raising=False)
     home = tmp_path / "evalhub-home"
@@ -304,21 +316,19 @@ async def test_stale_server_json_names_the_dead_pid(
     (home / "server.json").write_text(json.dumps({"url": server.url, "pid": pid}))
     server.stop()
     evalhub.evalhub_home = str(home)
-    response = await jp_fetch("evalhub", "api", "health", raise_error=False)
+    response = fetch("evalhub", "api", "health", raise_error=False)
     assert response.code == 503
     assert f"pid {pid}" in _json(response)["error"]["message"]
 
 
-async def test_environment_names_the_server(
-    jp_fetch: Any, server_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_environment_names_the_server(fetch: Any, server_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVALHUB_URL", server_url)
     project = _project()
     monkeypatch.setenv("EVALHUB_PROJECT", project)
     created = _create_experiment(server_url, project, "env")
-    response = await jp_fetch("evalhub", "api", "experiments", str(created["id"]))
+    response = fetch("evalhub", "api", "experiments", str(created["id"]))
     assert _json(response)["name"] == "env"
-    config = _json(await jp_fetch("evalhub", "config"))
+    config = _json(fetch("evalhub", "config"))
     assert (config["server_url"], config["source"], config["project"]) == (server_url, "env", project)
 
 
@@ -327,18 +337,18 @@ async def test_environment_names_the_server(
     [{"ray_dashboard_url": "http://dash.example:8265", "request_timeout": 5.0}],
     indirect=True,
 )
-async def test_config_traits_reach_the_extension(jp_fetch: Any, evalhub: EvalhubJupyter) -> None:
+def test_config_traits_reach_the_extension(fetch: Any, evalhub: EvalhubJupyter) -> None:
     assert evalhub.request_timeout == 5.0
-    config = _json(await jp_fetch("evalhub", "config"))
+    config = _json(fetch("evalhub", "config"))
     assert config["ray_dashboard_url"] == "http://dash.example:8265"
 
 
-async def test_config_gives_ray_dashboard_and_server(
-    jp_fetch: Any, configured: str, monkeypatch: pytest.MonkeyPatch
+def test_config_gives_ray_dashboard_and_server(
+    fetch: Any, configured: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RAY_ADDRESS", "ray://head.example:10001")
     monkeypatch.delenv("EVALHUB_RAY_DASHBOARD", raising=False)
-    config = _json(await jp_fetch("evalhub", "config"))
+    config = _json(fetch("evalhub", "config"))
     assert config["ray_dashboard_url"] == "http://head.example:8265"
     assert config["server_url"] == configured
     assert config["source"] == "config"
