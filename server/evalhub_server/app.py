@@ -51,10 +51,6 @@ def error_body(status: int, code: str, message: str, field: str | None = None) -
 # ---- request size ----------------------------------------------------------------------------
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 class SizeLimit:
     """413 for a body over the limit: by Content-Length up front, else counted as it streams in."""
 
@@ -76,34 +72,40 @@ class SizeLimit:
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
-                    if int(value) > self.limit:
-                        await self._refuse()(scope, receive, send)
-                        return
+                    too_big = int(value) > self.limit
                 except ValueError:
-                    pass
+                    too_big = False
+                if too_big:
+                    await self._refuse()(scope, receive, send)
+                    return
+                await self.app(scope, receive, send)  # the server holds the body to its Content-Length
+                return
+        # No Content-Length (chunked): buffer up to the limit, then replay it to the app.
+        chunks: list[bytes] = []
         seen = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal seen
+        more = True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _BodyTooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
+            if message["type"] != "http.request":
+                await self.app(scope, receive, send)  # disconnected: let the app see it
+                return
+            body = message.get("body", b"")
+            seen += len(body)
+            if seen > self.limit:
                 await self._refuse()(scope, receive, send)
+                return
+            chunks.append(body)
+            more = bool(message.get("more_body", False))
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 # ---- auth -------------------------------------------------------------------------------------
