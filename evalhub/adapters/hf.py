@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import resource
 import sys
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from evalhub.adapters._text import (
@@ -32,6 +33,17 @@ if TYPE_CHECKING:
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_MAX_LENGTH = 2048
 DEFAULT_SEED = 1234
+
+
+@dataclass
+class TokenLogprob:
+    """One prompt token: its text, its character offset, its log-probability given what precedes it
+    (``None`` for the first token) and the ``top`` most likely tokens at its position."""
+
+    token: str
+    offset: int
+    logprob: float | None
+    top: dict[str, float] = field(default_factory=dict)
 
 
 def _peak_rss_mb() -> float:
@@ -199,6 +211,37 @@ class HFAdapter(Adapter):
                 totals[owners[start + j]] += logprob
         return totals
 
+    def prompt_logprobs(self, texts: list[str], top: int = 1) -> list[list[TokenLogprob]]:
+        """Per-token log-probabilities of each text (what an OpenAI ``echo`` + ``logprobs`` answer holds).
+
+        The first token has no context, so its ``logprob`` is ``None``; longer texts than the model's
+        context are scored in rolling windows.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        model, tokenizer, encoder = self._require()
+        answers: list[list[TokenLogprob]] = []
+        for text in texts:
+            ids, offsets = _encode_with_offsets(tokenizer, encoder, text)
+            items = [TokenLogprob(tokenizer.decode([t]), offsets[i], None) for i, t in enumerate(ids)]
+            position = 1
+            for ctx, cont in rolling_windows(ids[1:], ids[0], self.max_length) if ids else []:
+                inp = (ctx + cont)[-(self.max_length + 1) :][:-1]
+                with torch.inference_mode():
+                    logits = model(torch.tensor([inp], dtype=torch.long, device=self.device)).logits
+                    rows = F.log_softmax(logits[0, len(inp) - len(cont) : len(inp)], dim=-1)
+                for j, token in enumerate(cont):
+                    values, indices = rows[j].topk(max(1, top))
+                    item = items[position + j]
+                    item.logprob = float(rows[j, token])
+                    item.top = {
+                        tokenizer.decode([int(k)]): float(v) for v, k in zip(values, indices, strict=True)
+                    }
+                position += len(cont)
+            answers.append(items)
+        return answers
+
     def _score_tokens(self, pairs: list[TokenPair]) -> list[tuple[float, bool]]:
         import torch
         import torch.nn.functional as F
@@ -277,6 +320,23 @@ def _context_size(config: Any, tokenizer: Any) -> int:
     if limit is not None and limit < 10**20:
         return int(limit)
     return DEFAULT_MAX_LENGTH
+
+
+def _encode_with_offsets(tokenizer: Any, encoder: Encoder, text: str) -> tuple[list[int], list[int]]:
+    """Token ids of ``text`` (as ``Encoder.encode`` gives them) and each token's start offset."""
+    ids = encoder.encode(text)
+    if getattr(tokenizer, "is_fast", False):
+        kwargs = encoder.special_kwargs()
+        if text.startswith(tokenizer.decode(encoder.prefix_token_id)):
+            kwargs["add_special_tokens"] = False
+        enc = tokenizer(text, return_offsets_mapping=True, **kwargs)
+        if list(enc["input_ids"]) == ids:
+            return ids, [int(start) for start, _ in enc["offset_mapping"]]
+    offsets, length = [], 0
+    for i in range(len(ids)):
+        offsets.append(length)
+        length = len(tokenizer.decode(ids[: i + 1]))
+    return ids, offsets
 
 
 def _count_generated(new_tokens: list[int], tokenizer: Any, until: list[str]) -> int:
