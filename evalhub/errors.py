@@ -72,6 +72,17 @@ class WeightsNotFound(AdapterError):
     """A checkpoint's weights URI does not resolve to files."""
 
 
+class RepoConfigError(EvalhubError):
+    """A model repo's ``ai_eval_config.yaml`` is malformed: names the file and the field that is wrong."""
+
+    def __init__(self, message: str, *, path: str | None = None, field: str | None = None) -> None:
+        where = [w for w in (path, f"field '{field}'" if field else None) if w]
+        super().__init__(f"{': '.join(where)}: {message}" if where else message)
+        self.path = path
+        self.field = field
+        self.reason = message
+
+
 class RunFailed(EvalhubError):
     """One or more runs of an experiment ended ``failed``."""
 
@@ -85,6 +96,7 @@ __all__ = [
     "InvalidValue",
     "NotFound",
     "PayloadTooLarge",
+    "RepoConfigError",
     "RunFailed",
     "ServerError",
     "SpecError",
