@@ -10,11 +10,12 @@ Loading the extension imports neither torch, ray nor lm-eval; the Hub connects o
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Unicode, observe
 
 from evalhub._magic_args import HelpShown, build_parser, subparser
@@ -22,6 +23,9 @@ from evalhub.errors import EvalhubError
 
 if TYPE_CHECKING:
     from evalhub.hub import Hub
+
+
+_EXPAND = re.compile(r"(\{\{.*?\}\})|\{([^{}]+)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 @magics_class
@@ -60,6 +64,7 @@ class EvalhubMagics(Magics):
     def hub(self, value: Hub) -> None:
         self._hub = value
 
+    @no_var_expand
     @line_cell_magic
     def evalhub(self, line: str, cell: str | None = None) -> Any:
         """evalhub in a notebook. ``%evalhub help`` lists the commands.
@@ -67,6 +72,7 @@ class EvalhubMagics(Magics):
         Line form: ``%evalhub <command> [options]``, e.g. ``%evalhub runs 3 --status failed``.
         Cell form: ``%%evalhub experiment [--name N] [--no-wait]`` with the experiment YAML as body.
         """
+        line = self._expand(line)
         try:
             argv = shlex.split(line)
         except ValueError as exc:
@@ -81,6 +87,23 @@ class EvalhubMagics(Magics):
             return self._dispatch(args, cell)
         except EvalhubError as exc:
             raise UsageError(f"%evalhub {args.command}: {exc}") from None
+
+    def _expand(self, line: str) -> str:
+        """``{expr}`` and ``$name`` take the value from the user's namespace, as in other magics;
+        ``{{...}}`` (a prompt template) passes through unchanged."""
+        if self.shell is None:
+            return line
+
+        def value(match: re.Match[str]) -> str:
+            if match.group(1) is not None:
+                return match.group(1)  # {{template}}
+            expr = match.group(2) or match.group(3)
+            try:
+                return str(self.shell.ev(expr))
+            except Exception as exc:
+                raise UsageError(f"%evalhub: cannot evaluate {match.group(0)!r}: {exc}") from None
+
+        return _EXPAND.sub(value, line)
 
     def _dispatch(self, args: Any, cell: str | None) -> Any:
         command = args.command

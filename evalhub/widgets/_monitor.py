@@ -50,6 +50,7 @@ class RunMonitor(EvalhubWidget):
         self.experiment_id = id_of(exp, "an experiment")
         self.interval = interval
         self._explicit_dashboard = dashboard_url or getattr(exp, "dashboard_url", None) or ""
+        self._executor = getattr(exp, "executor", None)  # run_experiment's executor knows Ray's dashboard
         self._seen: dict[int, tuple[float, int]] = {}  # run id -> (when, done) at the last poll
         self._rate: dict[int, float] = {}
         self._stop = threading.Event()
@@ -122,7 +123,7 @@ class RunMonitor(EvalhubWidget):
         }
 
     def _dashboard(self, exp: dict[str, Any], runs: list[dict[str, Any]]) -> str:
-        url = self._explicit_dashboard
+        url = self._explicit_dashboard or getattr(self._executor, "dashboard_url", None) or ""
         if not url:
             config = exp.get("config") or {}
             url = config.get("ray_dashboard_url") or config.get("dashboard_url") or ""
