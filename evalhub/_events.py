@@ -135,6 +135,13 @@ class EventStream:
         with self._cond:
             if self._closing:
                 raise EvalhubError(f"event stream {self.stream!r} of run {self.run_id} is closed")
+            before = len(self._buf)
+            if before + len(items) <= self.max_buffer_events:  # the common case: room to spare
+                self._buf.extend(items)
+                self._enqueued += len(items)
+                if before < self.max_batch_points <= len(self._buf) or type(items[-1]) is not tuple:
+                    self._cond.notify_all()
+                return
             start = 0
             while start < len(items):
                 while len(self._buf) >= self.max_buffer_events and not self._closing:
