@@ -98,13 +98,21 @@ class RayExecutor:
         poll_interval: float = 1.0,
         cancel_grace_s: float = 60.0,
         init_kwargs: dict[str, Any] | None = None,
+        init_attempts: int = 3,
     ) -> None:
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.num_cpus = num_cpus
+        if include_dashboard is None and os.environ.get("EVALHUB_RAY_DASHBOARD", "").lower() in (
+            "0",
+            "false",
+            "no",
+        ):
+            include_dashboard = False
         self.include_dashboard = include_dashboard
         self.poll_interval = poll_interval
         self.cancel_grace_s = cancel_grace_s
         self.init_kwargs = dict(init_kwargs or {})
+        self.init_attempts = max(1, init_attempts)
         self.dashboard_url: str | None = None
         self.started_ray = False
         self._actor_class: Any = None
@@ -130,7 +138,22 @@ class RayExecutor:
                     kwargs["num_cpus"] = self.num_cpus
                 kwargs["include_dashboard"] = self.include_dashboard
             kwargs.update(self.init_kwargs)
-            ctx = ray.init(**kwargs)
+            ctx = None
+            for attempt in range(1, self.init_attempts + 1):
+                try:
+                    ctx = ray.init(**kwargs)
+                    break
+                except Exception as exc:
+                    # Ray gives its node processes a fixed 30 s to come up; a machine busy with other
+                    # work can miss that once: start over rather than fail the experiment
+                    if ray.is_initialized():
+                        ray.shutdown()
+                    if attempt == self.init_attempts or self.address:
+                        raise EvalhubError(
+                            f"Ray did not start ({_short(exc)}); is the machine overloaded? "
+                            "Set RAY_ADDRESS to use a running cluster (`ray start --head`)."
+                        ) from exc
+                    log.warning("evalhub: Ray start attempt %d failed (%s); retrying", attempt, _short(exc))
             self.started_ray = not self.address
             url = getattr(ctx, "dashboard_url", None)
             self.dashboard_url = f"http://{url}" if url and not str(url).startswith("http") else url
