@@ -13,16 +13,16 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .serve import main, serve
+    from .runner import main, serve
     from .settings import ServerSettings
 
 
 def __getattr__(name: str) -> Any:
     # Lazy: importing the package stays cheap for the CLI.
     if name in ("serve", "main", "parse_args"):
-        from . import serve as _serve
+        from . import runner
 
-        return getattr(_serve, name)
+        return getattr(runner, name)
     if name == "ServerSettings":
         from .settings import ServerSettings
 

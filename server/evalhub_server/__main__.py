@@ -2,6 +2,6 @@ from __future__ import annotations
 
 import sys
 
-from .serve import main
+from .runner import main
 
 sys.exit(main())
