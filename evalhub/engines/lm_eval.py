@@ -233,9 +233,9 @@ def _task_manager(config: dict[str, Any], workdir: Path) -> Any:
     global _DEFAULT_MANAGER
     if is_local(config):
         path = write_task_yaml(config, workdir)
-        return TaskManager(include_path=str(path.parent), include_defaults=False, verbosity="ERROR")
+        return TaskManager(include_path=str(path.parent), include_defaults=False)
     if _DEFAULT_MANAGER is None:  # indexing lm-eval's own tasks is slow: once per process
-        _DEFAULT_MANAGER = TaskManager(verbosity="ERROR")
+        _DEFAULT_MANAGER = TaskManager()
     return _DEFAULT_MANAGER
 
 
@@ -409,8 +409,14 @@ def evaluate(
             torch_random_seed=seed,
             fewshot_random_seed=seed,
             bootstrap_iters=1000,
-            verbosity="ERROR",
         )
+    except Exception as exc:
+        if type(exc).__name__ == "UndefinedError":  # jinja2 (StrictUndefined): a template names no column
+            raise EvalhubError(
+                f"task {name!r}: a template names a column the data does not have ({exc}); "
+                "check the task's prompt/target templates against the data file"
+            ) from exc
+        raise
     finally:
         if own_workdir is not None:
             own_workdir.cleanup()
