@@ -1,0 +1,168 @@
+"""The hf adapter on the real tiny model: identical to lm-eval's own ``hf`` backend (HFLM), batching,
+padding, sampling, token counts and memory. GPU tests run on a lent CUDA machine and skip elsewhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _tinymodel import tiny_path
+
+from evalhub import tiny
+from evalhub.adapters import CheckpointRef, GenerationParams, load_adapter
+from evalhub.adapters.hf import HFAdapter
+
+GEN_KWARGS = {"until": ["\n"], "max_gen_toks": 8, "do_sample": False}
+
+
+def _adapter(path: Path | None = None, **params: Any) -> HFAdapter:
+    adapter = load_adapter(CheckpointRef("tiny-gpt", "step", str(path or tiny_path()), "hf", params=params))
+    assert isinstance(adapter, HFAdapter)
+    return adapter
+
+
+@pytest.fixture(scope="module")
+def hflm() -> Any:
+    """lm-eval's own hf backend on the same checkpoint, as lm_eval.simple_evaluate(model='hf') builds it."""
+    from lm_eval.models.huggingface import HFLM
+
+    return HFLM(pretrained=str(tiny_path()), batch_size=16, device="cpu")
+
+
+def _instances(kind: str, args: list[tuple[Any, ...]]) -> list[Any]:
+    from lm_eval.api.instance import Instance
+
+    return [Instance(kind, {}, a, i) for i, a in enumerate(args)]
+
+
+def test_greedy_generations_equal_lm_eval_hf(hflm: Any) -> None:
+    questions = [r["question"] for r in tiny.add_rows(40, seed=7)] + ["7+", "", "abc xyz 12"]
+    expected = hflm.generate_until(_instances("generate_until", [(q, dict(GEN_KWARGS)) for q in questions]))
+    got = _adapter(batch_size=16).generate(questions, GenerationParams.from_kwargs(GEN_KWARGS))
+    assert [g.text for g in got] == expected
+
+
+def test_loglikelihoods_equal_lm_eval_hf(hflm: Any) -> None:
+    rows = tiny.mc_rows(15, seed=7)
+    requests = [(r["question"], " " + c) for r in rows for c in r["choices"]]
+    requests += [("", "12+3= 15"), ("1+1= ", "2"), ("9+9=", " 18\n")]  # empty context, trailing space
+    expected = hflm.loglikelihood(_instances("loglikelihood", requests))
+    assert _adapter(batch_size=16).loglikelihood(requests) == expected
+
+
+def test_rolling_loglikelihoods_equal_lm_eval_hf(hflm: Any) -> None:
+    texts = ["12+3= 15\n" * 12, "1+1= 2\n", "Hello world"]  # the first is longer than the 64-token context
+    expected = hflm.loglikelihood_rolling(_instances("loglikelihood_rolling", [(t,) for t in texts]))
+    assert _adapter(batch_size=16).loglikelihood_rolling(texts) == pytest.approx(expected, rel=1e-6)
+
+
+def test_batch_size_does_not_change_greedy_outputs() -> None:
+    questions = [r["question"] for r in tiny.add_rows(20, seed=9)]
+    params = GenerationParams(max_new_tokens=6, until=("\n",))
+    one = [g.text for g in _adapter(batch_size=1).generate(questions, params)]
+    many = [g.text for g in _adapter(batch_size=16).generate(questions, params)]
+    assert one == many
+
+
+def test_sampling_is_seeded() -> None:
+    adapter = _adapter()
+    questions = [r["question"] for r in tiny.add_rows(12, seed=2)]
+    params = GenerationParams(max_new_tokens=6, until=("\n",), temperature=1.5, do_sample=True, seed=11)
+    first = [g.text for g in adapter.generate(questions, params)]
+    assert [g.text for g in adapter.generate(questions, params)] == first
+    other = GenerationParams(max_new_tokens=6, until=("\n",), temperature=1.5, do_sample=True, seed=12)
+    assert [g.text for g in adapter.generate(questions * 3, other)] != first * 3
+
+
+def test_token_counts_and_stats() -> None:
+    adapter = _adapter()
+    out = adapter.generate(["12+7= ", "3+4= "], GenerationParams(max_new_tokens=8, until=("\n",)))
+    assert [g.tokens_in for g in out] == [6, 5]  # one token per character
+    for g in out:  # the answer's characters plus the newline that stopped it
+        assert g.tokens_out == len(g.text) + 1
+    assert adapter.stats.tokens_in == 11
+    assert adapter.stats.tokens_out == sum(g.tokens_out for g in out)
+    assert len(adapter.stats.latencies_ms) == 2
+
+
+def test_pad_token_falls_back_to_eos(tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    folder = tmp_path / "nopad"
+    src = tiny_path()
+    for item in src.iterdir():
+        (folder / item.name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / item.name).write_bytes(item.read_bytes())
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.pad_token = None
+    tok.unk_token = None
+    tok.save_pretrained(folder)
+    adapter = _adapter(folder)
+    assert adapter.tokenizer.pad_token_id == adapter.tokenizer.eos_token_id
+    out = adapter.generate(["1+2= ", "12+30= "], GenerationParams(max_new_tokens=4, until=("\n",)))
+    reference = _adapter().generate(["1+2= ", "12+30= "], GenerationParams(max_new_tokens=4, until=("\n",)))
+    assert [g.text for g in out] == [g.text for g in reference]
+
+
+def test_cpu_runs_float32_and_reports_peak_rss() -> None:
+    import torch
+
+    adapter = _adapter()
+    assert adapter.model.dtype == torch.float32
+    assert adapter.device == "cpu"
+    peak = adapter.peak_memory_mb()
+    assert peak is not None and peak > 50
+
+
+def test_too_many_new_tokens_for_the_context_is_refused() -> None:
+    from evalhub.errors import AdapterError
+
+    with pytest.raises(AdapterError, match="lower max_new_tokens"):
+        _adapter().generate(["1+1= "], GenerationParams(max_new_tokens=64))
+
+
+def test_prompt_logprobs_match_loglikelihood() -> None:
+    adapter = _adapter()
+    (tokens,) = adapter.prompt_logprobs(["12+7= 19"], top=3)
+    assert [t.token for t in tokens] == list("12+7= 19")
+    assert [t.offset for t in tokens] == list(range(8))
+    assert tokens[0].logprob is None
+    ((expected, _),) = adapter.loglikelihood([("12+7=", " 19")])
+    assert sum(t.logprob for t in tokens[5:] if t.logprob is not None) == pytest.approx(expected, abs=1e-5)
+    assert all(len(t.top) == 3 for t in tokens[1:])
+
+
+cuda = pytest.mark.skipif(
+    not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU (runs on a lent device)"
+)
+
+
+@pytest.mark.gpu
+@cuda
+def test_gpu_loads_bfloat16_and_reports_cuda_peak_memory() -> None:
+    import torch
+
+    adapter = _adapter()
+    assert adapter.device == "cuda" and adapter.model.dtype == torch.bfloat16
+    out = adapter.generate(
+        [r["question"] for r in tiny.add_rows(32)], GenerationParams(max_new_tokens=6, until=("\n",))
+    )
+    assert len(out) == 32 and all("\n" not in g.text for g in out)
+    peak = adapter.peak_memory_mb()
+    assert peak is not None and 0 < peak == torch.cuda.max_memory_allocated() / 2**20
+
+
+@pytest.mark.gpu
+@cuda
+def test_gpu_float32_matches_cpu() -> None:
+    questions = [r["question"] for r in tiny.add_rows(40, seed=4)]
+    params = GenerationParams(max_new_tokens=6, until=("\n",))
+    gpu = _adapter(device="cuda", dtype="float32")
+    cpu = _adapter(device="cpu")
+    assert [g.text for g in gpu.generate(questions, params)] == [
+        g.text for g in cpu.generate(questions, params)
+    ]
+    requests = [(r["question"], " " + c) for r in tiny.mc_rows(10) for c in r["choices"]]
+    got = [lp for lp, _ in gpu.loglikelihood(requests)]
+    assert got == pytest.approx([lp for lp, _ in cpu.loglikelihood(requests)], abs=1e-3)
