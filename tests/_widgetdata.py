@@ -12,8 +12,9 @@ Outcome = Callable[[int, int], tuple[str, float]]
 
 
 def arith_outcome(config: int, j: int) -> tuple[str, float]:
-    """Config ``c`` gets sample ``j`` right unless ``(j + c) % 3 == 0``; wrong answers differ per config."""
-    right = (j + config) % 3 != 0
+    """Config ``c`` gets sample ``j`` wrong when ``j % (c + 2) == 0``: later checkpoints do better;
+    wrong answers differ per config."""
+    right = j % (config + 2) != 0
     answer = str(2 * j) if right else f"{2 * j + config + 1} apples"
     return answer, 1.0 if right else 0.0
 

@@ -202,13 +202,14 @@ def test_diff_first_page_aligns_every_runs_answer_per_sample(hub: Any, exp: dict
 
 def test_diff_highlights_words_that_differ_from_the_baseline_run(hub: Any, exp: dict[str, Any]) -> None:
     d = evalhub.diff(exp["id"], hub=hub, limit=5)
-    item = d.page["items"][0]  # step-100 answered "1 apples", the others "0"
-    assert item["cells"][0]["segments"] == [["=", "1 apples"]]
-    assert ["+", "0"] in item["cells"][1]["segments"] and ["-", "1 apples"] in item["cells"][1]["segments"]
+    item = d.page["items"][2]  # step-100 answered "5 apples", the others "4"
+    assert item["cells"][0]["segments"] == [["=", "5 apples"]]
+    assert item["cells"][1]["segments"] == [["-", "5 apples"], ["+", "4"]]
     d.baseline_run = exp["runs"][1]["id"]
-    item = d.page["items"][0]
-    assert item["cells"][1]["segments"] == [["=", "0"]]
-    assert item["cells"][0]["segments"] == [["-", "0"], ["+", "1 apples"]]
+    item = d.page["items"][2]
+    assert item["cells"][1]["segments"] == [["=", "4"]]
+    assert item["cells"][2]["segments"] == [["=", "4"]]
+    assert item["cells"][0]["segments"] == [["-", "4"], ["+", "5 apples"]]
 
 
 def test_diff_pages_through_the_server(hub: Any, exp: dict[str, Any]) -> None:

@@ -71,7 +71,8 @@ class Curves(alt.JupyterChart):  # type: ignore[misc]
         self._thread: threading.Thread | None = None
         self._fetch()
         self._signature = self._data_signature()
-        super().__init__(self._build())
+        # SVG: marks stay in the DOM (inspectable, crisp when printed)
+        super().__init__(self._build(), embed_options={"renderer": "svg"})
         if live and not self.done:
             self.start()
 
