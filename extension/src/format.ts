@@ -19,8 +19,8 @@ export function fraction(progress: Progress | null | undefined): number | null {
 
 /** "50 / 200 (25%)", or "50 done" without a total. */
 export function progressText(progress: Progress | null | undefined): string {
-  if (!progress) {
-    return 'no progress yet';
+  if (!progress || (!progress.done && !progress.total)) {
+    return 'not started';
   }
   const f = fraction(progress);
   if (f === null) {

@@ -45,7 +45,9 @@ export function compareSource(id: number): string {
 }
 
 async function insertCompareCell(panel: NotebookPanel, id: number, loadMagics: boolean): Promise<void> {
-  await panel.context.ready;
+  // A click right after opening a notebook must wait for its kernel, or the cell would be
+  // inserted but never run.
+  await Promise.all([panel.context.ready, panel.sessionContext.ready]);
   const notebook = panel.content;
   NotebookActions.insertBelow(notebook);
   if (notebook.activeCell?.model.type !== 'code') {

@@ -39,7 +39,10 @@ function progressBar(progress: Progress | null | undefined): HTMLElement {
   bar.setAttribute('aria-valuemax', String(progress?.total ?? 0));
   bar.setAttribute('aria-valuenow', String(progress?.done ?? 0));
   if (f === null) {
-    bar.classList.add('jp-mod-indeterminate');
+    // Work is under way but its size is unknown: say so rather than draw a made-up fraction.
+    if ((progress?.done ?? 0) > 0) {
+      bar.classList.add('jp-mod-indeterminate');
+    }
   } else {
     fill.style.width = `${(f * 100).toFixed(1)}%`;
   }
@@ -55,6 +58,7 @@ export class EvalhubSidebar extends Widget {
     this._interval = options.refreshInterval ?? 2;
     this._maxExperiments = options.maxExperiments ?? 50;
     this.id = 'evalhub-sidebar';
+    this.node.dataset.refreshInterval = String(this._interval);
     this.addClass('jp-EvalhubSidebar');
     this.title.caption = 'EvalHub';
 
@@ -104,6 +108,7 @@ export class EvalhubSidebar extends Widget {
   }
   set refreshInterval(seconds: number) {
     this._interval = Math.max(0.25, seconds);
+    this.node.dataset.refreshInterval = String(this._interval);
     this._schedule();
   }
 
