@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import random
 import threading
 import time
@@ -35,7 +36,8 @@ log = logging.getLogger("evalhub.events")
 Point = tuple[str, int, float, float]
 
 _LIVE: weakref.WeakSet[EventStream] = weakref.WeakSet()
-_ATEXIT_TIMEOUT = 30.0
+# How long interpreter exit waits for unsent events (a server that is down would otherwise hang it).
+_ATEXIT_TIMEOUT = float(os.environ.get("EVALHUB_EXIT_FLUSH_TIMEOUT", "30"))
 
 
 def _close_all() -> None:

@@ -185,7 +185,7 @@ class Client:
         raise last
 
     def _delay(self, attempt: int) -> float:
-        base = min(self.max_backoff, self.backoff * (2 ** (attempt - 1)))
+        base = min(self.max_backoff, self.backoff * 2.0 ** (attempt - 1))
         return base * (0.5 + random.random() / 2)
 
     # -- the calls --------------------------------------------------------------------------------

@@ -339,7 +339,7 @@ class Hub:
         """Register the model of a code repo holding ``ai_eval_config.yaml`` (see :mod:`evalhub.plugin`)."""
         from evalhub.plugin import register_repo
 
-        result: dict[str, Any] = register_repo(self, path)
+        result: dict[str, Any] = register_repo(self, Path(path))
         return result
 
     # -- registry reads ----------------------------------------------------------------------------

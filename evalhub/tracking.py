@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +30,38 @@ if TYPE_CHECKING:
     from evalhub.sysmetrics import Sampler
 
 _TERMINAL = ("completed", "failed", "cancelled")
+
+# Runs not finished by their script are finished at interpreter exit: failed if an exception
+# ended the program (seen through sys.excepthook), completed otherwise, as W&B does.
+_LIVE_RUNS: set[Run] = set()
+_UNCAUGHT: list[str] = []
+_HOOKED = False
+
+
+def _hook_uncaught() -> None:
+    global _HOOKED
+    if _HOOKED:
+        return
+    _HOOKED = True
+    previous = sys.excepthook
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        _UNCAUGHT.append(f"{exc_type.__name__}: {exc}")
+        previous(exc_type, exc, tb)
+
+    sys.excepthook = hook
+
+
+def _finish_live_runs() -> None:
+    for run in list(_LIVE_RUNS):
+        if _UNCAUGHT:
+            run.finish("failed", error=f"the program ended with {_UNCAUGHT[-1]}")
+        else:
+            run.finish("completed")
+
+
+# Registered after evalhub._events (imported above), so it runs before the streams are closed.
+atexit.register(_finish_live_runs)
 
 
 class Run:
@@ -62,6 +96,8 @@ class Run:
             from evalhub.sysmetrics import Sampler
 
             self._sampler = Sampler(self._log_system, system_metrics_interval).start()
+        _hook_uncaught()
+        _LIVE_RUNS.add(self)  # held until finished
 
     def __repr__(self) -> str:
         state = "finished" if self._finished else "live"
@@ -184,6 +220,7 @@ class Run:
         if self._finished:
             return
         self._finished = True
+        _LIVE_RUNS.discard(self)
         if self._sampler is not None:
             self._sampler.stop()
         self._stream.status(status, error=error)

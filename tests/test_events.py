@@ -1,23 +1,20 @@
 """EventStream against a real tracking server process (SQLite file and MariaDB).
 
-The server is started here as a subprocess (not through conftest) because these tests SIGKILL it
-and start it again on the same database and port.
+Servers come from conftest's ``server_for``: these tests SIGKILL them and start them again on the
+same database and port.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,85 +24,10 @@ from evalhub.errors import InvalidValue
 from evalhub.hub import Hub
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServerProcess:
-    """``python -m evalhub_server`` on a fixed port, that a test may kill and start again."""
-
-    def __init__(self, db_url: str, folder: Path, port: int | None = None) -> None:
-        self.db_url = db_url
-        self.folder = folder
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 90.0) -> str:
-        ready = self.folder / f"ready-{uuid.uuid4().hex}.json"
-        cmd = [
-            sys.executable, "-m", "evalhub_server", "--db", self.db_url, "--host", "127.0.0.1",
-            "--port", str(self.port), "--artifacts", str(self.folder / "artifacts"), "--ready-file", str(ready),
-        ]  # fmt: skip
-        log = open(self.folder / "server.log", "ab")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError((self.folder / "server.log").read_text()[-3000:])
-            if ready.exists():
-                try:
-                    json.loads(ready.read_text())
-                    return self.url
-                except ValueError:
-                    pass
-            time.sleep(0.05)
-        raise RuntimeError("server did not start: " + (self.folder / "server.log").read_text()[-3000:])
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
 @pytest.fixture
-def mariadb_url() -> Iterator[str]:
-    pymysql = pytest.importorskip("pymysql")
-    name = f"evalhub_events_{uuid.uuid4().hex[:10]}"
-    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    try:
-        yield f"mysql+pymysql://root@127.0.0.1:3306/{name}"
-    finally:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        conn.close()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
-    if request.param == "sqlite":
-        db_url = f"sqlite:///{tmp_path / 'evalhub.db'}"
-    else:
-        db_url = request.getfixturevalue("mariadb_url")
-    srv = ServerProcess(db_url, tmp_path)
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+def server(db_url: str, server_for: Callable[..., Any]) -> Any:
+    """A server of this test's own (SQLite file, then MariaDB) that the test may kill and restart."""
+    return server_for(db_url)
 
 
 def _counts(client: Client, run_id: int) -> dict[str, int]:
@@ -125,7 +47,7 @@ def _steps(client: Client, run_id: int, key: str, last: int) -> list[int]:
 
 
 @pytest.mark.slow
-def test_eight_threads_into_one_run_store_every_point(server: ServerProcess) -> None:
+def test_eight_threads_into_one_run_store_every_point(server: Any) -> None:
     hub = Hub(Client(server.url))
     run = hub.init_run("threads", system_metrics=False)
 
@@ -147,7 +69,7 @@ def test_eight_threads_into_one_run_store_every_point(server: ServerProcess) -> 
 
 
 @pytest.mark.slow
-def test_server_killed_and_restarted_loses_nothing_and_doubles_nothing(server: ServerProcess) -> None:
+def test_server_killed_and_restarted_loses_nothing_and_doubles_nothing(server: Any) -> None:
     client = Client(server.url, retries=0)
     run = client.post("/runs", {"name": "survivor", "type": "training"})
     stream = EventStream(client, run["id"], flush_interval=0.02, max_batch_points=400)
@@ -167,9 +89,9 @@ def test_server_killed_and_restarted_loses_nothing_and_doubles_nothing(server: S
     while stream.applied < 5 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert stream.applied >= 5, stream.last_error
-    server.kill()  # SIGKILL while the client is logging
+    server.stop(kill=True)  # SIGKILL while the client is logging
     time.sleep(0.5)
-    server.start()  # same database, same port
+    server.start(timeout=90)  # same database, same port
     producer.join()
     assert logged.is_set()
     stream.close(timeout=120)
@@ -178,28 +100,22 @@ def test_server_killed_and_restarted_loses_nothing_and_doubles_nothing(server: S
     assert _steps(client, run["id"], "loss", total - 1) == list(range(total))
 
 
-def test_full_buffer_blocks_the_producer_and_drops_nothing(tmp_path: Path) -> None:
-    srv = ServerProcess(f"sqlite:///{tmp_path / 'evalhub.db'}", tmp_path)
-    srv.start()
-    try:
-        client = Client(srv.url, retries=0)
-        run = client.post("/runs", {"name": "blocked", "type": "training"})
-        srv.kill()
-        stream = EventStream(
-            client, run["id"], flush_interval=0.01, max_batch_points=10, max_buffer_events=20
-        )
-        producer = threading.Thread(target=lambda: [stream.series("x", s, s) for s in range(100)])
-        producer.start()
-        producer.join(2.0)
-        assert producer.is_alive()  # the server is down: the buffer filled and the producer waits
-        assert stream.pending <= 30  # bounded: the buffer plus one batch in flight
-        srv.start()
-        producer.join(60)
-        assert not producer.is_alive()
-        stream.close(timeout=60)
-        assert _counts(client, run["id"]) == {"x": 100}
-    finally:
-        srv.stop()
+def test_full_buffer_blocks_the_producer_and_drops_nothing(server_for: Callable[..., Any]) -> None:
+    srv = server_for()
+    client = Client(srv.url, retries=0)
+    run = client.post("/runs", {"name": "blocked", "type": "training"})
+    srv.stop(kill=True)
+    stream = EventStream(client, run["id"], flush_interval=0.01, max_batch_points=10, max_buffer_events=20)
+    producer = threading.Thread(target=lambda: [stream.series("x", s, s) for s in range(100)])
+    producer.start()
+    producer.join(2.0)
+    assert producer.is_alive()  # the server is down: the buffer filled and the producer waits
+    assert stream.pending <= 30  # bounded: the buffer plus one batch in flight
+    srv.start(timeout=90)
+    producer.join(60)
+    assert not producer.is_alive()
+    stream.close(timeout=60)
+    assert _counts(client, run["id"]) == {"x": 100}
 
 
 def test_points_of_one_flush_fold_into_one_event(server_url: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -125,3 +127,31 @@ def test_snapshot_without_gpu_has_only_process_keys() -> None:
     gpu_keys = [k for k in values if k.startswith("sys/gpu/")]
     # No GPU here: nvidia-ml-py finds no driver and the GPU keys are skipped, not an error.
     assert gpu_keys == [] or all(k.endswith(("/util", "/mem_mb")) for k in gpu_keys)
+
+
+def _script(server_url: str, project: str, body: str) -> subprocess.CompletedProcess[str]:
+    code = (
+        "from evalhub.hub import connect\n"
+        f"hub = connect({server_url!r}, project={project!r})\n"
+        "run = hub.init_run('script', system_metrics=False)\n"
+        "print(run.id, flush=True)\n"
+        "for s in range(100):\n"
+        "    run.log({'loss': 1.0 / (s + 1)}, step=s)\n" + body
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_unfinished_run_completes_at_exit(hub: Hub, server_url: str) -> None:
+    proc = _script(server_url, hub.project, "")
+    assert proc.returncode == 0, proc.stderr
+    run_id = int(proc.stdout.split()[0])
+    assert hub.run(run_id)["status"] == "completed"
+    assert hub.series(run_id, "loss").height == 100
+
+
+def test_run_of_a_crashed_script_fails_with_the_error(hub: Hub, server_url: str) -> None:
+    proc = _script(server_url, hub.project, "raise ValueError('bad batch')\n")
+    assert proc.returncode == 1 and "bad batch" in proc.stderr
+    info = hub.run(int(proc.stdout.split()[0]))
+    assert info["status"] == "failed" and "ValueError: bad batch" in info["error"]
+    assert hub.series(info["id"], "loss").height == 100
