@@ -196,3 +196,25 @@ def test_connect_reads_the_environment(server_url: str, monkeypatch: pytest.Monk
     hub = connect()
     assert hub.url == server_url.rstrip("/") and hub.project == "envproj"
     assert hub.families().height == 0
+
+
+def test_experiment_handle_and_compare(hub: Hub) -> None:
+    hub.register_family("tiny")
+    hub.register_model("tiny-hf", family="tiny", runtime="hf")
+    runs = [{"name": f"r{i}", "type": "inference", "model": "tiny-hf"} for i in range(2)]
+    exp = hub.client.post(
+        "/experiments", {"name": "cmp", "spec": {"name": "cmp"}, "client_key": uuid.uuid4().hex, "runs": runs}
+    )
+    first = exp["runs"][0]["id"]
+    events = [
+        {"seq": 1, "type": "status", "status": "running"},
+        {"seq": 2, "type": "metrics", "values": {"exact_match": 0.75}},
+    ]
+    hub.client.post(f"/runs/{first}/events", {"stream": "attempt-1", "events": events})
+    table = hub.compare(exp["id"])
+    assert table.height == 2 and table.schema["exact_match"] == pl.Float64
+    assert table.filter(pl.col("run_id") == first)["exact_match"].to_list() == [0.75]
+    handle = hub.experiment(exp["id"])
+    assert handle.name == "cmp"
+    assert hub.runs(experiment_id=exp["id"]).height == 2
+    assert hub.experiments()["name"].to_list() == ["cmp"]
