@@ -75,7 +75,7 @@ def experiment(
 
 def test_health_names_backend_and_schema(api: Api, any_server: ServerProcess) -> None:
     h = api.get("/api/health")
-    assert h["status"] == "ok" and h["auth"] is False and h["schema"] == "0001"
+    assert h["status"] == "ok" and h["auth"] is False and h["schema"] == "0002"
     assert h["db"] == ("sqlite" if any_server.db_url.startswith("sqlite") else "mysql")
 
 
@@ -402,33 +402,69 @@ def test_out_of_order_steps_are_read_sorted(api: Api) -> None:
     )
 
 
-def test_downsampled_buckets_match_the_raw_points(api: Api) -> None:
-    rid = api.post("/api/runs", {"name": "r"})["id"]
-    import random
-
-    rng = random.Random(7)
-    raw = [(s, rng.uniform(-5, 5)) for s in range(0, 30_000, 3)]  # 10,000 points, steps 0..29997
-    rng.shuffle(raw)
+def _load_shuffled(api: Api, rid: int, raw: list[tuple[int, float]]) -> None:
     for i in range(0, len(raw), 2500):
         pts = [{"key": "loss", "step": s, "value": v} for s, v in raw[i : i + 2500]]
         api.events(rid, [{"seq": i + 1, "type": "series", "points": pts}])
-    n = 100
-    got = api.get(f"/api/runs/{rid}/series", key="loss", max_points=n)
-    assert got["total"] == 10_000 and got["downsampled"] is True
-    lo, hi = 0, 29_997
-    buckets: dict[int, list[tuple[int, float]]] = {}
+
+
+def _raw_points(n: int = 10_000) -> list[tuple[int, float]]:
+    import random
+
+    rng = random.Random(7)
+    raw = [(s, rng.uniform(-5, 5)) for s in range(0, 3 * n, 3)]  # steps 0..3n-3, every third
+    raw += [(s, rng.uniform(-5, 5)) for s in range(0, 3 * n, 997)]  # a few steps written twice
+    rng.shuffle(raw)
+    return raw
+
+
+def _check_buckets(
+    points: list[dict[str, Any]], raw: list[tuple[int, float]], latest: dict[int, float]
+) -> None:
+    """Each returned point closes a bucket: the raw points after the previous one, up to its step."""
+    prev = None
+    for p in points:
+        inside = [v for s, v in raw if (prev is None or s > prev) and s <= p["step"]]
+        assert inside, p
+        assert (p["min"], p["max"]) == (min(inside), max(inside))
+        assert p["value"] == latest[p["step"]]
+        prev = p["step"]
+    assert prev == max(s for s, _ in raw)
+
+
+def test_downsampled_buckets_match_the_raw_points(api: Api) -> None:
+    rid = api.post("/api/runs", {"name": "r"})["id"]
+    raw = _raw_points()
+    _load_shuffled(api, rid, raw)
+    latest: dict[int, float] = {}
+    for i in range(0, len(raw), 2500):  # the point written last at a step is its value
+        for s, v in raw[i : i + 2500]:
+            latest[s] = v
+    for n in (100, 1000, 7):
+        got = api.get(f"/api/runs/{rid}/series", key="loss", max_points=n)
+        assert got["total"] == len(raw) and got["downsampled"] is True
+        assert n // 2 <= len(got["points"]) <= n
+        assert [p["step"] for p in got["points"]] == sorted(p["step"] for p in got["points"])
+        _check_buckets(got["points"], raw, latest)
+
+
+def test_downsampled_step_range_uses_equal_buckets(api: Api) -> None:
+    rid = api.post("/api/runs", {"name": "r"})["id"]
+    raw = _raw_points(3000)
+    _load_shuffled(api, rid, raw)
+    latest: dict[int, float] = {}
     for s, v in raw:
+        latest[s] = v
+    lo, hi, n = 300, 8000, 50
+    got = api.get(f"/api/runs/{rid}/series", key="loss", max_points=n, min_step=lo, max_step=hi)
+    inside = [(s, v) for s, v in raw if lo <= s <= hi]
+    assert got["total"] == len(inside) and got["downsampled"] is True
+    buckets: dict[int, list[tuple[int, float]]] = {}
+    for s, v in inside:
         buckets.setdefault((s - lo) * n // (hi - lo + 1), []).append((s, v))
-    expected = []
-    for b in sorted(buckets):
-        pts = buckets[b]
-        last = max(pts)
-        expected.append(
-            {"step": last[0], "value": last[1], "min": min(v for _, v in pts), "max": max(v for _, v in pts)}
-        )
-    assert len(got["points"]) == len(expected) == n
-    for p, e in zip(got["points"], expected, strict=True):
-        assert (p["step"], p["value"], p["min"], p["max"]) == (e["step"], e["value"], e["min"], e["max"])
+    assert [(p["step"], p["min"], p["max"]) for p in got["points"]] == [
+        (max(s for s, _ in b), min(v for _, v in b), max(v for _, v in b)) for _, b in sorted(buckets.items())
+    ]
 
 
 def test_series_step_range_and_max_points_limit(api: Api) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from . import rollup
 from . import tables as t
 from .db import Database
 from .rows import dump, now
@@ -212,7 +213,9 @@ def write_points(
     )
     ids = {key: existing[key]._mapping["id"] for key in stats}
     mark = "?" if db.backend == "sqlite" else "%s"
+    rows = [(ids[k], s, v, w if w is not None else wall_default) for k, s, v, w in points]
     conn.exec_driver_sql(
         f"INSERT INTO series_points (series_id, step, value, wall_time) VALUES ({mark}, {mark}, {mark}, {mark})",
-        [(ids[k], s, v, w if w is not None else wall_default) for k, s, v, w in points],
+        rows,
     )
+    rollup.merge(conn, db.backend, rollup.blocks(rows))

@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from . import rollup
 from . import tables as t
 from .db import Database
 from .errors import Invalid, NotFound
@@ -130,13 +131,24 @@ class ReadStore:
                 ).scalar_one()
             )
         if total <= max_points:
-            rows = conn.exec_driver_sql(
-                "SELECT step, value, wall_time FROM series_points WHERE series_id = {m} AND step >= {m} AND step <= {m} "
-                "ORDER BY step, id".format(m="?" if self.db.backend == "sqlite" else "%s"),
-                (h["id"], lo, hi),
-            ).fetchall()
+            # The covering index (series_id, step, value, wall_time) hands the rows over in step order.
+            cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cur.execute(
+                    "SELECT step, value, wall_time FROM series_points WHERE series_id = {m} AND step >= {m} "
+                    "AND step <= {m} ORDER BY step".format(m="?" if self.db.backend == "sqlite" else "%s"),
+                    (h["id"], lo, hi),
+                )
+                rows = cur.fetchall()
+            finally:
+                cur.close()
             points = [{"step": s, "value": v, "min": v, "max": v, "wall_time": w} for s, v, w in rows]
             return {"key": key, "total": total, "downsampled": False, "points": points}
+        if min_step is None and max_step is None:
+            how = rollup.plan(lo, hi, max_points)
+            if how is not None:
+                points = rollup.read(conn, self.db.backend, h["id"], *how)
+                return {"key": key, "total": total, "downsampled": True, "points": points}
         rows = conn.execute(
             self._downsample, {"sid": h["id"], "lo": lo, "hi": hi, "n": max_points, "span": hi - lo + 1}
         ).fetchall()

@@ -284,3 +284,22 @@ artifacts = sa.Table(
     _created(),
     sa.UniqueConstraint("run_id", "name"),
 )
+
+# Rollups of each series on a grid of step blocks, one row per (series, level, block): level L covers
+# 2**ROLLUP_SHIFTS[L] steps per block. A downsampled read of a whole series aggregates a few thousand
+# of these rows instead of scanning every point. Merged on every ingest batch (one upsert per block).
+ROLLUP_SHIFTS = (4, 7, 10, 13, 16, 19, 22)
+
+series_blocks = sa.Table(
+    "series_blocks",
+    metadata,
+    sa.Column("series_id", Id, primary_key=True, autoincrement=False),
+    sa.Column("lvl", sa.SmallInteger(), primary_key=True, autoincrement=False),
+    sa.Column("blk", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("n", sa.BigInteger(), nullable=False),
+    sa.Column("vmin", Float, nullable=False),
+    sa.Column("vmax", Float, nullable=False),
+    sa.Column("last_step", sa.BigInteger(), nullable=False),
+    sa.Column("last_value", Float, nullable=False),
+    sa.Column("last_wall", Float, nullable=True),
+)

@@ -1,0 +1,133 @@
+"""Series rollups: per-block count/min/max/last on a grid of step blocks (see ``tables.series_blocks``).
+
+Writes merge a batch's blocks with one upsert per block; reads of a whole series pick the level whose
+blocks are just finer than the requested buckets and aggregate those rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+
+from .tables import ROLLUP_SHIFTS
+
+_COLS = "series_id, lvl, blk, n, vmin, vmax, last_step, last_value, last_wall"
+
+_UPSERT_SQLITE = f"""
+INSERT INTO series_blocks ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (series_id, lvl, blk) DO UPDATE SET
+  n = n + excluded.n,
+  vmin = min(vmin, excluded.vmin),
+  vmax = max(vmax, excluded.vmax),
+  last_value = CASE WHEN excluded.last_step >= last_step THEN excluded.last_value ELSE last_value END,
+  last_wall = CASE WHEN excluded.last_step >= last_step THEN excluded.last_wall ELSE last_wall END,
+  last_step = max(last_step, excluded.last_step)
+"""
+
+# MySQL assigns left to right with the new values: last_step must come last.
+_UPSERT_MYSQL = f"""
+INSERT INTO series_blocks ({_COLS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON DUPLICATE KEY UPDATE
+  n = n + VALUES(n),
+  vmin = LEAST(vmin, VALUES(vmin)),
+  vmax = GREATEST(vmax, VALUES(vmax)),
+  last_value = IF(VALUES(last_step) >= last_step, VALUES(last_value), last_value),
+  last_wall = IF(VALUES(last_step) >= last_step, VALUES(last_wall), last_wall),
+  last_step = GREATEST(last_step, VALUES(last_step))
+"""
+
+
+def blocks(points: Iterable[tuple[int, int, float, float | None]]) -> list[tuple[Any, ...]]:
+    """(series_id, step, value, wall) in arrival order -> rows of every level for the upsert."""
+    level: dict[
+        tuple[int, int], list[Any]
+    ] = {}  # (sid, blk) -> [n, vmin, vmax, last_step, last_value, last_wall]
+    shift0 = ROLLUP_SHIFTS[0]
+    for sid, step, value, wall in points:
+        key = (sid, step >> shift0)
+        b = level.get(key)
+        if b is None:
+            level[key] = [1, value, value, step, value, wall]
+            continue
+        b[0] += 1
+        if value < b[1]:
+            b[1] = value
+        if value > b[2]:
+            b[2] = value
+        if step >= b[3]:
+            b[3], b[4], b[5] = step, value, wall
+    rows: list[tuple[Any, ...]] = []
+    for lvl, shift in enumerate(ROLLUP_SHIFTS):
+        rows.extend((sid, lvl, blk, *agg) for (sid, blk), agg in level.items())
+        if lvl + 1 == len(ROLLUP_SHIFTS):
+            break
+        up = ROLLUP_SHIFTS[lvl + 1] - shift
+        parent: dict[tuple[int, int], list[Any]] = {}
+        for (sid, blk), (n, lo, hi, ls, lv, lw) in level.items():
+            key = (sid, blk >> up)
+            p = parent.get(key)
+            if p is None:
+                parent[key] = [n, lo, hi, ls, lv, lw]
+                continue
+            p[0] += n
+            if lo < p[1]:
+                p[1] = lo
+            if hi > p[2]:
+                p[2] = hi
+            if ls >= p[3]:
+                p[3], p[4], p[5] = ls, lv, lw
+        level = parent
+    return rows
+
+
+def merge(conn: sa.Connection, backend: str, rows: list[tuple[Any, ...]]) -> None:
+    if rows:
+        conn.exec_driver_sql(_UPSERT_SQLITE if backend == "sqlite" else _UPSERT_MYSQL, rows)
+
+
+def plan(lo: int, hi: int, max_points: int) -> tuple[int, int, int] | None:
+    """(level, first block, blocks per bucket) for a whole-series read, or None when the buckets are
+    finer than the finest blocks (then the points themselves are bucketed)."""
+    span = hi - lo + 1
+    wanted = -(-span // max_points)  # ceil: steps per bucket
+    level = None
+    for lvl, shift in enumerate(ROLLUP_SHIFTS):
+        if (1 << shift) <= wanted:
+            level = lvl
+    if level is None:
+        return None
+    shift = ROLLUP_SHIFTS[level]
+    first, last = lo >> shift, hi >> shift
+    per_bucket = -(-(last - first + 1) // max_points)
+    return level, first, per_bucket
+
+
+def read(
+    conn: sa.Connection, backend: str, series_id: int, level: int, first: int, per_bucket: int
+) -> list[dict[str, Any]]:
+    """Aggregate one level's blocks into buckets of ``per_bucket`` blocks: step/value of the last point,
+    min and max of the values."""
+    mark = "?" if backend == "sqlite" else "%s"
+    rows = conn.exec_driver_sql(
+        f"SELECT blk, vmin, vmax, last_step, last_value, last_wall FROM series_blocks "
+        f"WHERE series_id = {mark} AND lvl = {mark} ORDER BY blk",
+        (series_id, level),
+    ).fetchall()
+    out: list[dict[str, Any]] = []
+    cur_bucket = None
+    cur: dict[str, Any] = {}
+    for blk, lo, hi, ls, lv, lw in rows:
+        bucket = (blk - first) // per_bucket
+        if bucket != cur_bucket:
+            cur = {"step": ls, "value": lv, "min": lo, "max": hi, "wall_time": lw}
+            out.append(cur)
+            cur_bucket = bucket
+            continue
+        if lo < cur["min"]:
+            cur["min"] = lo
+        if hi > cur["max"]:
+            cur["max"] = hi
+        if ls >= cur["step"]:
+            cur["step"], cur["value"], cur["wall_time"] = ls, lv, lw
+    return out
