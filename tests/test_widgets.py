@@ -14,6 +14,7 @@ from _widgetdata import (
     finished_experiment,
     post_events,
     register_tiny,
+    samples_for,
 )
 
 import evalhub
@@ -222,6 +223,35 @@ def test_diff_pages_through_the_server(hub: Any, exp: dict[str, Any]) -> None:
     assert d.page["offset"] == 28
     d.prev_page()
     assert d.page["offset"] == 21
+
+
+def test_diff_answers_next_from_the_page_fetched_in_the_background(hub: Any, exp: dict[str, Any]) -> None:
+    d = evalhub.diff(exp["id"], hub=hub, limit=5)
+    real_get, asked = d._client.get, []
+
+    def counting_get(path: str, **params: Any) -> Any:
+        asked.append(params.get("offset"))
+        return real_get(path, **params)
+
+    d._client.get = counting_get  # instrument the real client: count what reaches the server
+    d._cache[next(iter(d._cache))][1].result()  # the prefetch of offset 5 has landed
+    d.next_page()
+    assert [i["index"] for i in d.page["items"]] == [5, 6, 7, 8, 9]
+    assert 5 not in asked  # answered from memory; only the page after it was asked for
+    assert _eventually(lambda: 10 in asked)
+
+
+def test_diff_refresh_shows_samples_written_since(hub: Any) -> None:
+    register_tiny(hub, (100,))
+    exp = create_experiment(hub, steps=(100,))
+    run = exp["runs"][0]
+    seq = post_events(hub, run["id"], [{"type": "status", "status": "running"}])
+    seq = post_events(hub, run["id"], [{"type": "samples", "samples": samples_for(0, 10)}], start_seq=seq)
+    d = evalhub.diff(exp["id"], hub=hub, limit=5)
+    assert d.page["total"] == 10
+    post_events(hub, run["id"], [{"type": "samples", "samples": samples_for(0, 5, start=10)}], start_seq=seq)
+    d.refresh()
+    assert d.page["total"] == 15
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import traitlets
@@ -13,6 +15,9 @@ from evalhub.widgets._base import EvalhubWidget, fmt_number
 from evalhub.widgets._source import ClientLike, client_of, id_of, run_labels
 from evalhub.widgets._static import static_file
 from evalhub.widgets._worddiff import word_diff
+
+_PREFETCH_TTL = 15.0  # seconds a prefetched page counts as fresh (runs may still be writing samples)
+_PREFETCH_KEEP = 6  # pages kept
 
 FILTERS = ("all", "disagree", "any_wrong", "all_wrong")
 """The sample filters the server applies: every sample, runs disagree, any run wrong, all wrong."""
@@ -57,6 +62,9 @@ class OutputDiff(EvalhubWidget):
         self._lock = threading.Lock()
         self._raw_items: list[dict[str, Any]] = []
         self._runs: list[dict[str, Any]] = []
+        self._cache: dict[tuple[Any, ...], tuple[float, Future[Any]]] = {}
+        self._cache_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
         compare = self._client.get(f"/api/experiments/{self.experiment_id}/compare")
         self._labels = run_labels(compare.get("runs", []))
         self.tasks = list(dict.fromkeys(str(r["task"]) for r in compare.get("runs", []) if r.get("task")))
@@ -139,7 +147,7 @@ class OutputDiff(EvalhubWidget):
         with self._lock:
             self.loading = True
             try:
-                data = self._client.get(f"/api/experiments/{self.experiment_id}/samples", **params)
+                data = self._fetch(params)
             except Exception as exc:  # shown in the widget, the old page stays
                 self.error = f"{type(exc).__name__}: {exc}"
                 self.loading = False
@@ -170,6 +178,42 @@ class OutputDiff(EvalhubWidget):
                 }
                 self.error = ""
                 self.loading = False
+            if q["offset"] + q["limit"] < int(data.get("total", 0)):
+                self._prefetch({**params, "offset": q["offset"] + q["limit"]})
+
+    def refresh(self) -> None:
+        """Forget prefetched pages and load the current page again (runs may have written more)."""
+        with self._cache_lock:
+            self._cache.clear()
+        self.load()
+
+    # The next page is fetched in the background while the user reads this one, so "next" is
+    # answered from memory; a page older than _PREFETCH_TTL is fetched again.
+    def _fetch(self, params: dict[str, Any]) -> Any:
+        key = tuple(sorted(params.items()))
+        with self._cache_lock:
+            hit = self._cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < _PREFETCH_TTL:
+            try:
+                return hit[1].result()
+            except Exception:
+                pass  # the prefetch failed: ask again, in the foreground
+        return self._client.get(f"/api/experiments/{self.experiment_id}/samples", **params)
+
+    def _prefetch(self, params: dict[str, Any]) -> None:
+        key = tuple(sorted(params.items()))
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is not None and time.monotonic() - hit[0] < _PREFETCH_TTL:
+                return
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evalhub-diff")
+            future = self._pool.submit(
+                self._client.get, f"/api/experiments/{self.experiment_id}/samples", **params
+            )
+            self._cache[key] = (time.monotonic(), future)
+            while len(self._cache) > _PREFETCH_KEEP:
+                self._cache.pop(next(iter(self._cache)))
 
     def _item(self, item: dict[str, Any]) -> dict[str, Any]:
         outputs: dict[str, Any] = item.get("outputs") or {}
