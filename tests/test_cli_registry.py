@@ -189,3 +189,9 @@ def test_unknown_experiment_is_one_line_and_nonzero(server_url: str, project: st
 def test_export_needs_a_format(server_url: str, project: str, tmp_path: Path) -> None:
     code = main(["export", "1", "-o", str(tmp_path / "x.txt"), "--url", server_url, "--project", project])
     assert code != 0
+
+
+def test_unknown_status_is_refused() -> None:
+    result = CliRunner().invoke(cli, ["runs", "--status", "finished", "--url", "http://127.0.0.1:9"])
+    assert result.exit_code == 2
+    assert "'finished' is not one of" in result.output

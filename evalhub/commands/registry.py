@@ -41,6 +41,14 @@ _TABLE_COLUMNS: dict[str, list[str]] = {
 }
 
 
+# Filters with a closed set of values: a typo is refused instead of listing nothing.
+_STATUSES = ["queued", "running", "completed", "failed", "cancelled"]
+_CHOICES: dict[str, dict[str, list[str]]] = {
+    "runs": {"status": _STATUSES, "type": ["training", "inference", "offline_eval"]},
+    "experiments": {"status": _STATUSES},
+}
+
+
 def connection_options(fn: F) -> F:
     """``--url``, ``--token``, ``--project`` with environment fallbacks."""
     fn = click.option("--project", envvar="EVALHUB_PROJECT", default=None, help="Project [EVALHUB_PROJECT].")(
@@ -118,7 +126,9 @@ def _listing(kind: str, help_text: str, filters: Sequence[tuple[str, str, str]])
     command.__doc__ = help_text
     cmd: Callable[..., Any] = command
     for option, param, text in reversed(filters):
-        cmd = click.option(f"--{option}", param, default=None, help=text)(cmd)
+        values = _CHOICES.get(kind, {}).get(option)
+        kind_of = click.Choice(values) if values else None
+        cmd = click.option(f"--{option}", param, type=kind_of, default=None, help=text)(cmd)
     cmd = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(cmd)
     cmd = click.option(
         "--limit", type=click.IntRange(1), default=100, show_default=True, help="At most this many."
