@@ -8,6 +8,7 @@ answers 403 otherwise) and authorized on the ``evalhub`` resource. The browser's
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from jupyter_server.auth.decorator import authorized
@@ -28,6 +29,11 @@ AUTH_RESOURCE = "evalhub"
 FORWARDED_REQUEST_HEADERS = ("Content-Type", "Accept", "X-Evalhub-Project")
 # Response headers worth passing back; hop-by-hop and length headers are tornado's business.
 FORWARDED_RESPONSE_HEADERS = ("Content-Disposition", "ETag", "Last-Modified", "Cache-Control")
+
+_Method = Callable[..., Awaitable[None]]
+# jupyter_server's `authorized` is untyped; these keep the handlers typed.
+_may_read: Callable[[_Method], _Method] = authorized(action="read")
+_may_write: Callable[[_Method], _Method] = authorized(action="write")
 
 
 class _EvalhubHandler(APIHandler):
@@ -109,27 +115,27 @@ class ProxyHandler(_EvalhubHandler):
         self.finish(response.body or b"", set_content_type=content_type)
 
     @web.authenticated
-    @authorized(action="read")
+    @_may_read
     async def get(self, path: str) -> None:
         await self._forward(path)
 
     @web.authenticated
-    @authorized(action="write")
+    @_may_write
     async def post(self, path: str) -> None:
         await self._forward(path)
 
     @web.authenticated
-    @authorized(action="write")
+    @_may_write
     async def put(self, path: str) -> None:
         await self._forward(path)
 
     @web.authenticated
-    @authorized(action="write")
+    @_may_write
     async def patch(self, path: str) -> None:
         await self._forward(path)
 
     @web.authenticated
-    @authorized(action="write")
+    @_may_write
     async def delete(self, path: str) -> None:
         await self._forward(path)
 
@@ -138,7 +144,7 @@ class ConfigHandler(_EvalhubHandler):
     """``GET /evalhub/config``: where the tracking server and the Ray dashboard are."""
 
     @web.authenticated
-    @authorized(action="read")
+    @_may_read
     async def get(self) -> None:
         answer: dict[str, Any] = {
             "version": __version__,
