@@ -352,6 +352,7 @@ class EventStream:
     def _send(self, events: list[dict[str, Any]]) -> None:
         """Post ``events`` until acknowledged; split on 413; give up only on a 4xx or a forced close."""
         attempt = 0
+        unexpected = 0
         while True:
             try:
                 answer = self.client.request(
@@ -376,6 +377,13 @@ class EventStream:
                     self._drop(events, str(exc))
                     return
                 self.last_error = str(exc)
+            except Exception as exc:  # a bug, not the network: retry a few times, then say so loudly
+                unexpected += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if unexpected > 5:
+                    log.error("evalhub: cannot send events of run %d: %s", self.run_id, self.last_error)
+                    self._drop(events, self.last_error)
+                    return
             else:
                 self.last_error = None
                 if isinstance(answer, dict):
