@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 
 from evalhub.client import Client
-from evalhub.errors import Conflict, InvalidValue, NotFound
+from evalhub.errors import Conflict, InvalidValue, NotFound, Unauthorized
 from evalhub.hub import Hub, connect
 
 
@@ -218,3 +219,31 @@ def test_experiment_handle_and_compare(hub: Hub) -> None:
     assert handle.name == "cmp"
     assert hub.runs(experiment_id=exp["id"]).height == 2
     assert hub.experiments()["name"].to_list() == ["cmp"]
+
+
+def test_round_trip_on_each_backend(any_server: Any, arith: Path) -> None:
+    hub = Hub(Client(any_server.url, project=f"b{uuid.uuid4().hex[:10]}"))
+    _registry(hub)
+    hub.register_task("arith-add", data=arith, prompt="{{question}}", target="{{answer}}")
+    assert hub.checkpoints(model="tiny-gpt-hf")["step"].to_list() == [100, 200, 300]
+    assert hub.task("arith-add")["engine_config"]["doc_to_text"] == "{{question}}"
+    with hub.init_run("train", model="tiny-gpt-hf", system_metrics=False) as run:
+        for step in range(50):
+            run.log({"loss": 1.0 / (step + 1)}, step=step)
+        run.log_checkpoint("/data/tiny/step-400", step=400)
+    assert hub.series(run.id, "loss").height == 50
+    assert hub.checkpoint("tiny-gpt-hf", "step-400")["run_id"] == run.id
+
+
+def test_token_auth(server_for: Any) -> None:
+    srv = server_for(auth="token", admin_token="admin-secret")
+    admin = Client(srv.url, token="admin-secret")
+    admin.post("/projects", {"name": "team"})
+    token = admin.post("/projects/team/tokens", {"name": "ci"})["token"]
+    hub = connect(srv.url, token=token)
+    hub.register_family("secured")
+    assert hub.families()["name"].to_list() == ["secured"]
+    with pytest.raises(Unauthorized):
+        connect(srv.url, token="ehk_wrong").families()
+    with pytest.raises(Unauthorized):
+        connect(srv.url).families()
