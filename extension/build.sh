@@ -30,6 +30,8 @@ echo "==> jupyter-builder build"
 rm -rf evalhub_jupyter/labextension
 jlpm build:labextension
 test -f evalhub_jupyter/labextension/package.json
+# Tells `jupyter labextension list` (and the extension manager) that pip installs it, as evalhub.
+cp install.json evalhub_jupyter/labextension/install.json
 echo "==> built evalhub_jupyter/labextension in $(( $(date +%s) - start ))s"
 
 if [ "${1:-}" = "--no-develop" ]; then

@@ -388,5 +388,12 @@ def test_unreadable_server_json_is_a_clear_refusal(tmp_path: Path) -> None:
         ({}, None),
     ],
 )
-def test_ray_dashboard_url_derivation(env: dict[str, str], expected: str | None) -> None:
-    assert ray_dashboard_url(EvalhubJupyter(), env) == expected
+def test_ray_dashboard_url_derivation(env: dict[str, str], expected: str | None, tmp_path: Path) -> None:
+    assert ray_dashboard_url(EvalhubJupyter(), env, local_ray_file=tmp_path / "none") == expected
+
+
+def test_a_running_local_ray_gets_its_default_dashboard(tmp_path: Path) -> None:
+    (tmp_path / "ray_current_cluster").write_text("127.0.0.1:6379")
+    assert ray_dashboard_url(EvalhubJupyter(), {}, local_ray_file=tmp_path / "ray_current_cluster") == (
+        "http://127.0.0.1:8265"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,13 +104,25 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def ray_dashboard_url(settings: EvalhubJupyter, environ: Mapping[str, str] | None = None) -> str | None:
-    """The Ray dashboard link: trait, $EVALHUB_RAY_DASHBOARD, or derived from $RAY_ADDRESS.
+LOCAL_RAY_DASHBOARD = "http://127.0.0.1:8265"
+
+
+def _local_ray_address_file() -> Path:
+    # Where `ray.init()` / `ray start --head` record a running local cluster (removed on shutdown).
+    return Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+
+
+def ray_dashboard_url(
+    settings: EvalhubJupyter, environ: Mapping[str, str] | None = None, *, local_ray_file: Path | None = None
+) -> str | None:
+    """The Ray dashboard link: trait, $EVALHUB_RAY_DASHBOARD, derived from $RAY_ADDRESS, else the
+    local cluster's default dashboard while one runs on this machine.
 
     ``RAY_ADDRESS`` may be the dashboard itself (``http://head:8265``, what ``ray job submit``
     takes), a Ray client address (``ray://head:10001``) or a GCS address (``head:6379``); the
     dashboard is then assumed on its default port 8265 of the same host. ``auto``/``local`` mean
-    a local cluster: ``http://127.0.0.1:8265``.
+    a local cluster: ``http://127.0.0.1:8265``. Without any of these, a local cluster started by
+    ``ray.init()`` (the embedded default) is noticed through ``/tmp/ray/ray_current_cluster``.
     """
     env = os.environ if environ is None else environ
     if settings.ray_dashboard_url:
@@ -118,9 +131,10 @@ def ray_dashboard_url(settings: EvalhubJupyter, environ: Mapping[str, str] | Non
         return env["EVALHUB_RAY_DASHBOARD"]
     address = env.get("RAY_ADDRESS", "").strip()
     if not address:
-        return None
+        local = _local_ray_address_file() if local_ray_file is None else local_ray_file
+        return LOCAL_RAY_DASHBOARD if local.exists() else None
     if address in ("auto", "local"):
-        return "http://127.0.0.1:8265"
+        return LOCAL_RAY_DASHBOARD
     if address.startswith(("http://", "https://")):
         return address.rstrip("/")
     host = urlsplit(address if "://" in address else f"//{address}").hostname
