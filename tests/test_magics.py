@@ -259,3 +259,40 @@ def test_braces_and_dollars_take_values_from_the_namespace_but_templates_pass(
     assert run(ip, "%evalhub runs $eid").height == 1
     with pytest.raises(UsageError, match="cannot evaluate"):
         run(ip, "%evalhub compare {undefined_name}")
+
+
+# -- the experiment cell, for real: tiny model, local Ray, lm-eval ---------------------------------
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_experiment_cell_runs_the_tiny_model_and_returns_the_experiment(
+    ip: Any, magics: Any, hub: Any, tmp_path: Path
+) -> None:
+    from evalhub import tiny
+
+    tiny.build(tmp_path / "tiny", hub=hub, steps=200, save_every=100)
+    tiny.write_tasks(tmp_path / "tiny", n=40)
+    tiny.register_tasks(hub, tmp_path / "tiny")
+    cell = (
+        "%%evalhub experiment --name tiny-progress-{n}\n"
+        "name: placeholder\n"
+        "models:\n"
+        "  - model: tiny-gpt\n"
+        "    checkpoints: all\n"
+        "tasks: [arith-add]\n"
+        "config:\n"
+        "  limit: 12\n"
+        "  batch_size: 4\n"
+    )
+    ip.user_ns["n"] = 1
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        exp = run(ip, cell)
+    assert exp.name == "tiny-progress-1"
+    assert exp.status() == "completed"
+    assert "Experiment" in buffer.getvalue()  # the monitor was displayed (text/plain in a terminal shell)
+    table = run(ip, f"%evalhub compare {exp.id}")
+    assert len(table.rows) == 2 and all("exact_match" in r["metrics"] for r in table.rows)
+    d = run(ip, f"%evalhub diff {exp.id} --limit 4")
+    assert d.page["total"] == 12 and len(d.page["items"][0]["cells"]) == 2
