@@ -151,6 +151,7 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=20)
     ap.add_argument("--limit", type=int, default=20, help="samples per page")
     ap.add_argument("--db", help="a database URL (default: a SQLite file)")
+    ap.add_argument("--think", type=float, default=1.0, help="seconds spent on a page before 'next'")
     ap.add_argument(
         "--peer-budget", type=float, default=300.0, help="stop the load-all peer after this many seconds"
     )
@@ -201,18 +202,22 @@ def main() -> None:
                     " window.jupyterapp.commands.execute('notebook:run-cell');",
                     "return document.querySelectorAll('.evh-diff .evh-sample').length > 0",
                 )
-                turns = []
-                for i in range(1, args.turns + 1):
+
+                def turn(i: int) -> float:
                     offset = i * args.limit
-                    turns.append(
-                        timed(
-                            page,
-                            "document.querySelector('.evh-diff .evh-toolbar .evh-next').click()",
-                            f"const d = document.querySelector('.evh-diff'); return d.dataset.offset === '{offset}'"
-                            " && d.dataset.loading === 'false'"
-                            f" && d.querySelector('.evh-sample').dataset.key === 'doc-{offset}'",
-                        )
+                    return timed(
+                        page,
+                        "document.querySelector('.evh-diff .evh-toolbar .evh-next').click()",
+                        f"const d = document.querySelector('.evh-diff'); return d.dataset.offset === '{offset}'"
+                        " && d.dataset.loading === 'false'"
+                        f" && d.querySelector('.evh-sample').dataset.key === 'doc-{offset}'",
                     )
+
+                turns = []  # a reader: a pause on each page before "next"
+                for i in range(1, args.turns + 1):
+                    time.sleep(args.think)
+                    turns.append(turn(i))
+                rapid = [turn(i) for i in range(args.turns + 1, args.turns + 6)]  # clicks back to back
                 last_offset = ((args.samples - 1) // args.limit) * args.limit
                 last = timed(
                     page,
@@ -259,6 +264,8 @@ def main() -> None:
     print(f"{'':34}{'evalhub (paged on the server)':36}peer: load every sample first")
     print(f"{'first page (goal <= 1 s)':34}{first / 1000:.2f} s{'':29}{peer}")
     print(f"{'page turn (goal <= 200 ms)':34}{ms(turns):36}(client-side once loaded)")
+    print(f"{'':34}(after {args.think:g} s on each page: the next one is prefetched while reading)")
+    print(f"{'page turn, clicks back to back':34}{ms(rapid)}")
     print(f"{'jump to last page':34}{last:.0f} ms")
     print(f"{'filter: runs disagree':34}{disagree:.0f} ms ({int(total_disagree):,} samples)")
     print(f"{'page turn, filtered':34}{ms(disagree_turns)}")
