@@ -66,6 +66,7 @@ class Rest:
 
     url: str
     project: str
+    server: Any  # conftest's ServerProcess: stop() / start()
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
         r = httpx.post(f"{self.url}/api{path}", json=body, headers={"X-Evalhub-Project": self.project})
@@ -108,7 +109,7 @@ class Lab:
 def rest(_module_server: Any) -> Rest:
     if _module_server.proc is None or _module_server.proc.poll() is not None:
         _module_server.start()
-    return Rest(_module_server.url, f"sb{uuid.uuid4().hex[:10]}")
+    return Rest(_module_server.url, f"sb{uuid.uuid4().hex[:10]}", _module_server)
 
 
 @pytest.fixture(scope="module")
@@ -362,3 +363,18 @@ def test_refresh_interval_setting_reaches_the_sidebar(page: Any, lab: Lab) -> No
         sync_api.expect(sidebar).to_have_attribute("data-refresh-interval", "7.5")
     finally:
         httpx.put(url, json={"raw": "{}"}, headers=headers).raise_for_status()
+
+
+def test_a_stopped_server_shows_as_a_reason_and_the_sidebar_recovers(page: Any, lab: Lab, rest: Rest) -> None:
+    sidebar = _open_sidebar(page, lab)
+    status = sidebar.locator(".jp-EvalhubSidebar-status")
+    rest.server.stop()
+    try:
+        sync_api.expect(status).to_have_attribute("data-state", "error")
+        sync_api.expect(status).to_contain_text(f"tracking server at {rest.url}")
+        sync_api.expect(status).to_contain_text("did not answer")
+        _shot(page, "server-down")
+    finally:
+        rest.server.start()  # same port and database
+    sync_api.expect(status).to_have_attribute("data-state", "ok")
+    sync_api.expect(sidebar.locator(".jp-EvalhubSidebar-experiment").first).to_be_visible()
