@@ -534,6 +534,30 @@ class Hub:
         """A run's log lines, oldest first."""
         return self._list(f"runs/{int(run_id)}/logs", limit=limit)
 
+    def upload_artifact(
+        self, run_id: int, path: str | os.PathLike[str], name: str | None = None
+    ) -> dict[str, Any]:
+        """Store a file as an artifact of a run; returns ``{"name", "size", "sha256", "uri"}``."""
+        from urllib.parse import quote
+
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise InvalidValue(f"artifact {file} is not a file")
+        result: dict[str, Any] = self.client.put_bytes(
+            f"/runs/{int(run_id)}/artifacts/{quote(name or file.name, safe='')}", file.read_bytes()
+        )
+        return result
+
+    def artifacts(self, run_id: int) -> pl.DataFrame:
+        """The artifacts of a run."""
+        return frame(self._list(f"runs/{int(run_id)}/artifacts"), ["name", "size", "sha256", "uri"])
+
+    def artifact(self, run_id: int, name: str) -> bytes:
+        """The bytes of one artifact of a run."""
+        from urllib.parse import quote
+
+        return self.client.get_bytes(f"/runs/{int(run_id)}/artifacts/{quote(name, safe='')}")
+
     # -- experiments -------------------------------------------------------------------------------
 
     def experiment(self, experiment_id: int) -> Experiment:

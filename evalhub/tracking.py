@@ -189,6 +189,10 @@ class Run:
         self._stream.log(f"checkpoint {model}/{name} at step {step}: {text}")
         return checkpoint
 
+    def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> dict[str, Any]:
+        """Upload a file (a config, a log, a results JSON) to the run's artifact store."""
+        return self.hub.upload_artifact(self.id, path, name=name)
+
     def _log_system(self, index: int, values: dict[str, float]) -> None:
         if not self._finished:
             self._stream.series_many([(k, index, v, None) for k, v in values.items()])

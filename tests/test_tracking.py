@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -155,3 +156,13 @@ def test_run_of_a_crashed_script_fails_with_the_error(hub: Hub, server_url: str)
     info = hub.run(int(proc.stdout.split()[0]))
     assert info["status"] == "failed" and "ValueError: bad batch" in info["error"]
     assert hub.series(info["id"], "loss").height == 100
+
+
+def test_log_artifact_round_trip(hub: Hub, tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("lr: 0.0003\n")
+    with hub.init_run("art", system_metrics=False) as run:
+        stored = run.log_artifact(config)
+    assert stored["name"] == "config.yaml" and stored["size"] == len("lr: 0.0003\n")
+    assert hub.artifact(run.id, "config.yaml") == b"lr: 0.0003\n"
+    assert hub.artifacts(run.id)["name"].to_list() == ["config.yaml"]
