@@ -1,0 +1,198 @@
+"""``evalhub run SPEC.yaml``, ``evalhub cancel EXPERIMENT_ID`` and ``evalhub demo``.
+
+``run`` exits 0 when every run completed, 1 when any failed (or was cancelled), 2 on a bad spec.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from evalhub.errors import SpecError
+
+
+def _connect(url: str | None, token: str | None, project: str | None, home: str | None = None) -> Any:
+    import evalhub
+
+    return evalhub.connect(url, token=token, project=project, home=home)
+
+
+def _executor(ray_address: str | None) -> Any:
+    from evalhub.execution import RayExecutor
+
+    return RayExecutor(address=ray_address)
+
+
+def _report(hub: Any, exp: Any) -> int:
+    """Print the comparison and the failures; the exit code."""
+    from evalhub.experiment import table_text
+
+    table = exp.compare()
+    scores = [c for c in table.columns if c not in _PERF and c not in _BASE]
+    perf = [c for c in ("latency_p50_ms", "samples_per_s") if c in table.columns]
+    click.echo(table_text(table, metrics=scores + perf))
+    info = exp.info()
+    failed = exp.failed_runs()
+    for run in failed:
+        click.echo(f"failed: {run.get('name')}: {run.get('error')}", err=True)
+    counts = info.get("counts") or {}
+    click.echo(
+        f"experiment {exp.id} {info.get('status')}: "
+        + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+        + f" ({hub.url})"
+    )
+    return 0 if info.get("status") == "completed" else 1
+
+
+_BASE = {"run_id", "name", "model", "checkpoint", "step", "runtime", "task", "status"}
+_PERF = {
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "samples_per_s",
+    "requests_per_s",
+    "tokens_per_s",
+    "peak_rss_mb",
+    "peak_gpu_mem_mb",
+    "eval_wall_s",
+}
+
+
+def _wait(exp: Any, show: bool) -> None:
+    try:
+        exp.wait(progress=show)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: cancelling experiment {exp.id}", err=True)
+        exp.cancel()
+        exp.wait(timeout=120)
+        raise
+
+
+@click.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--url", envvar="EVALHUB_URL", help="Tracking server (default: the embedded one).")
+@click.option("--token", envvar="EVALHUB_TOKEN", help="API token of the server.")
+@click.option("--project", envvar="EVALHUB_PROJECT", help="Project (default: default).")
+@click.option("--ray-address", envvar="RAY_ADDRESS", help="Join this Ray cluster (default: a local one).")
+@click.option("--no-progress", is_flag=True, help="No progress bar (CI logs).")
+@click.pass_context
+def run(
+    ctx: click.Context,
+    spec: Path,
+    url: str | None,
+    token: str | None,
+    project: str | None,
+    ray_address: str | None,
+    no_progress: bool,
+) -> None:
+    """Run the experiment of SPEC (YAML), show progress, print the comparison; exit 1 if a run failed."""
+    from evalhub.orchestrator import run_experiment
+
+    if not spec.is_file():
+        click.echo(f"error: no spec file at {spec}", err=True)
+        ctx.exit(2)
+    hub = _connect(url, token, project)
+    try:
+        exp = run_experiment(hub, spec, wait=False, executor=_executor(ray_address), progress=False)
+    except SpecError as exc:
+        click.echo(f"error: {spec}: {exc}", err=True)
+        ctx.exit(2)
+    click.echo(f"experiment {exp.id} '{exp.name}' submitted to {hub.url}")
+    _wait(exp, show=not no_progress)
+    ctx.exit(_report(hub, exp))
+
+
+@click.command()
+@click.argument("experiment_id", type=int)
+@click.option("--url", envvar="EVALHUB_URL", help="Tracking server (default: the embedded one).")
+@click.option("--token", envvar="EVALHUB_TOKEN")
+@click.option("--project", envvar="EVALHUB_PROJECT")
+def cancel(experiment_id: int, url: str | None, token: str | None, project: str | None) -> None:
+    """Cancel an experiment: queued runs are dropped, running ones stop between batches."""
+    hub = _connect(url, token, project)
+    exp = hub.experiment(experiment_id).cancel()
+    counts = (exp.info().get("counts")) or {}
+    click.echo(
+        f"experiment {experiment_id} cancelled ({', '.join(f'{v} {k}' for k, v in counts.items() if v)})"
+    )
+
+
+DEMO_SPEC = """\
+name: tiny-progress
+models:
+  - model: tiny-gpt
+    checkpoints: {checkpoints}
+tasks: [arith-add, arith-mc]
+config:
+  limit: {limit}
+  seed: 1234
+  batch_size: 32
+  resources: {{max_workers: {workers}}}
+"""
+
+
+@click.command()
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="evalhub home for this demo (default: EVALHUB_HOME or ~/.evalhub).",
+)
+@click.option("--steps", default=300, show_default=True, help="Training steps of the tiny model.")
+@click.option("--limit", default=100, show_default=True, help="Items per task.")
+@click.option("--ray-address", envvar="RAY_ADDRESS", help="Join this Ray cluster (default: a local one).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.pass_context
+def demo(
+    ctx: click.Context, home: Path | None, steps: int, limit: int, ray_address: str | None, no_progress: bool
+) -> None:
+    """The whole story on embedded defaults: train a tiny model, evaluate its checkpoints, compare."""
+    from evalhub import tiny
+    from evalhub.orchestrator import run_experiment
+
+    if steps < 3:
+        raise click.BadParameter("at least 3 steps (three checkpoints)", param_hint="--steps")
+    if home is not None:
+        os.environ["EVALHUB_HOME"] = str(home.resolve())
+    root = Path(os.environ.get("EVALHUB_HOME") or Path.home() / ".evalhub").expanduser().resolve()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    started = time.perf_counter()
+    hub = _connect(None, None, None, home=str(root))
+    click.echo(f"1/4 tracking server: {hub.url} (data under {root})")
+    out = root / "tiny"
+    save_every = max(1, steps // 3)
+    click.echo(f"2/4 training the tiny model for {steps} steps on CPU (loss curve logged to the server)…")
+    build = tiny.build(out, hub=hub, steps=steps, save_every=save_every, seed=0)
+    click.echo(
+        f"    trained in {build.train_seconds:.0f}s, final loss {build.final_loss:.3f}; "
+        f"checkpoints: {', '.join(f'step-{s}' for s in sorted(build.checkpoints))}"
+    )
+    tiny.write_tasks(out, n=max(limit, 50), seed=0)
+    tiny.register_tasks(hub, out)
+    checkpoints = [f"step-{s}" for s in sorted(build.checkpoints)][-3:]
+    spec = DEMO_SPEC.format(
+        checkpoints="[" + ", ".join(checkpoints) + "]",
+        limit=limit,
+        workers=max(1, min(3, os.cpu_count() or 1)),
+    )
+    click.echo(f"3/4 evaluating {len(checkpoints)} checkpoints x 2 tasks with lm-eval on Ray…")
+    exp = run_experiment(hub, spec, wait=False, executor=_executor(ray_address), progress=False)
+    _wait(exp, show=not no_progress)
+    click.echo("4/4 comparison (scores should rise with the step):")
+    code = _report(hub, exp)
+    click.echo(
+        f"\ndone in {time.perf_counter() - started:.0f}s. In a notebook:\n"
+        f"    import evalhub; hub = evalhub.connect()\n"
+        f"    exp = hub.experiment({exp.id}); exp.compare(); evalhub.diff(exp)\n"
+        f"    evalhub.curves({build.run_id}, 'loss')      # the training run\n"
+        f"The data lives in {root} (evalhub server, checkpoints in {out})."
+    )
+    sys.stdout.flush()
+    ctx.exit(code)
+
+
+__all__ = ["cancel", "demo", "run"]
