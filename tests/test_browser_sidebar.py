@@ -49,9 +49,8 @@ if not (BUILT / "package.json").exists():
         f"the sidebar extension is not built ({BUILT} is missing): run extension/build.sh",
         allow_module_level=True,
     )
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
+# Only a missing build skips (CI builds it); a missing Chromium or Playwright is a failure.
+from playwright import sync_api  # noqa: E402
 
 
 def _free_port() -> int:
@@ -197,6 +196,7 @@ def lab(rest: Rest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    assert Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}: scripts/setup --test installs it"
     with sync_api.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
@@ -373,8 +373,10 @@ def test_a_stopped_server_shows_as_a_reason_and_the_sidebar_recovers(page: Any, 
         sync_api.expect(status).to_have_attribute("data-state", "error")
         sync_api.expect(status).to_contain_text(f"tracking server at {rest.url}")
         sync_api.expect(status).to_contain_text("did not answer")
+        sync_api.expect(sidebar).to_have_class(re.compile(r"\bjp-mod-stale\b"))  # last lists greyed out
         _shot(page, "server-down")
     finally:
         rest.server.start()  # same port and database
     sync_api.expect(status).to_have_attribute("data-state", "ok")
+    sync_api.expect(sidebar).not_to_have_class(re.compile(r"\bjp-mod-stale\b"))
     sync_api.expect(sidebar.locator(".jp-EvalhubSidebar-experiment").first).to_be_visible()

@@ -193,6 +193,7 @@ export class EvalhubSidebar extends Widget {
       return;
     }
     this._status.dataset.state = 'ok';
+    this.node.classList.remove('jp-mod-stale');
     const where = config.source === 'embedded' ? 'embedded server' : config.server_url;
     this._statusText.textContent = `Connected to ${where} (evalhub ${health.version}, ${health.db})`;
     this._status.title = `${config.server_url}${config.project ? ` · project ${config.project}` : ''}`;
@@ -201,6 +202,8 @@ export class EvalhubSidebar extends Widget {
   }
 
   private _showProblem(message: string): void {
+    // Keep the last lists on screen, greyed out: still useful, but no longer live.
+    this.node.classList.add('jp-mod-stale');
     this._status.dataset.state = 'error';
     this._statusText.textContent = message;
     this._status.title = message;
