@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     from evalhub.errors import EvalhubError
 
     try:
-        cli.main(args=argv, standalone_mode=False)
+        code = cli.main(args=argv, standalone_mode=False)
+        if isinstance(code, int):  # ctx.exit(n) in a command comes back here as n
+            return code
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
