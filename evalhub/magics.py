@@ -91,7 +91,8 @@ class EvalhubMagics(Magics):
     def _expand(self, line: str) -> str:
         """``{expr}`` and ``$name`` take the value from the user's namespace, as in other magics;
         ``{{...}}`` (a prompt template) passes through unchanged."""
-        if self.shell is None:
+        shell = self.shell
+        if shell is None:
             return line
 
         def value(match: re.Match[str]) -> str:
@@ -99,7 +100,7 @@ class EvalhubMagics(Magics):
                 return match.group(1)  # {{template}}
             expr = match.group(2) or match.group(3)
             try:
-                return str(self.shell.ev(expr))
+                return str(shell.ev(expr))  # type: ignore[no-untyped-call]
             except Exception as exc:
                 raise UsageError(f"%evalhub: cannot evaluate {match.group(0)!r}: {exc}") from None
 

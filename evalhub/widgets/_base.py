@@ -11,7 +11,7 @@ import anywidget
 from evalhub.widgets._static import static_file
 
 
-class EvalhubWidget(anywidget.AnyWidget):  # type: ignore[misc]
+class EvalhubWidget(anywidget.AnyWidget):
     """An anywidget whose output also reads well where no widget can render.
 
     Besides the widget view, ``_repr_mimebundle_`` carries a text/plain summary (terminal IPython,

@@ -29,7 +29,7 @@ def _enable_offline() -> None:
         alt.JupyterChart.enable_offline(True)
 
 
-class Curves(alt.JupyterChart):  # type: ignore[misc]
+class Curves(alt.JupyterChart):
     """Line charts of ``keys`` for several runs overlaid, downsampled on the server.
 
     With ``experiment`` set instead of runs, one line per task and configuration of a metric
@@ -173,13 +173,14 @@ class Curves(alt.JupyterChart):  # type: ignore[misc]
 
     # -- chart -------------------------------------------------------------------------------------
 
-    def _build(self) -> alt.TopLevelMixin:
+    def _build(self) -> Any:  # an altair LayerChart or VConcatChart
         width, height = self._size
         charts = []
         x_title = "checkpoint step" if self.experiment_id is not None else "step"
         for key in self._keys:
             records = self._records.get(key, [])
-            base = alt.Chart(alt.Data(values=records)).encode(
+            data = alt.Data(values=records)  # type: ignore[no-untyped-call]
+            base = alt.Chart(data).encode(
                 x=alt.X("step:Q", title=x_title),
                 color=alt.Color("run:N", title="run" if self.experiment_id is None else "task · config"),
             )
@@ -257,7 +258,7 @@ class Curves(alt.JupyterChart):  # type: ignore[misc]
             import vl_convert as vlc
             from altair.utils._importers import vl_version_for_vl_convert
 
-            svg = vlc.vegalite_to_svg(self.chart.to_dict(), vl_version=vl_version_for_vl_convert())
+            svg = vlc.vegalite_to_svg(self.spec, vl_version=vl_version_for_vl_convert())
             return f'<div class="evh-curves-static">{svg}</div>'
         except Exception:
             return f"<pre>{html.escape(self._text())}</pre>"

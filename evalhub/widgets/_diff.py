@@ -152,7 +152,7 @@ class OutputDiff(EvalhubWidget):
                 self.error = f"{type(exc).__name__}: {exc}"
                 self.loading = False
                 return
-            runs = [
+            runs: list[dict[str, Any]] = [
                 {
                     "run_id": int(r["run_id"]),
                     "label": self._labels.get(int(r["run_id"])) or str(r.get("label") or r["run_id"]),

@@ -32,7 +32,7 @@ def client_of(obj: Any = None, hub: Any = None) -> ClientLike:
             return found
     import evalhub
 
-    return evalhub.connect().client  # type: ignore[no-any-return]
+    return evalhub.connect().client
 
 
 def _client_attr(obj: Any) -> ClientLike | None:
