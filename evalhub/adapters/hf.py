@@ -91,9 +91,9 @@ class HFAdapter(Adapter):
                 f"{checkpoint.name}): {exc}"
             ) from exc
         _ensure_pad_token(tokenizer)
-        model.to(self.device)
-        model.eval()
-        self.model, self.tokenizer = model, tokenizer
+        self.model = model.to(self.device)  # type: ignore[arg-type]
+        self.model.eval()
+        self.tokenizer = tokenizer
         self.encoder = Encoder(tokenizer, params.get("add_bos_token"))
         self.max_length = int(params.get("max_length") or _context_size(model.config, tokenizer))
         self.checkpoint = checkpoint
@@ -276,9 +276,11 @@ class HFAdapter(Adapter):
                 selected = logprobs[row, n_in - len(lead_cont) : n_in].unsqueeze(0)
                 greedy = selected.argmax(dim=-1)
                 for i in groups[g]:
-                    cont = torch.tensor(pairs[i][1], dtype=torch.long, device=selected.device).unsqueeze(0)
-                    is_greedy = bool((greedy[:, -cont.shape[1] :] == cont).all())
-                    picked = torch.gather(selected[:, -cont.shape[1] :], 2, cont.unsqueeze(-1)).squeeze(-1)
+                    target = torch.tensor(pairs[i][1], dtype=torch.long, device=selected.device).unsqueeze(0)
+                    is_greedy = bool((greedy[:, -target.shape[1] :] == target).all())
+                    picked = torch.gather(selected[:, -target.shape[1] :], 2, target.unsqueeze(-1)).squeeze(
+                        -1
+                    )
                     results[i] = (float(picked.sum()), is_greedy)
         return [r for r in results if r is not None]
 
@@ -355,7 +357,7 @@ def _stop_criteria(tokenizer: Any, until: list[str], prompt_width: int) -> Any:
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList
 
-    class StopSequences(StoppingCriteria):  # type: ignore[misc]
+    class StopSequences(StoppingCriteria):
         def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
             texts = tokenizer.batch_decode(input_ids[:, prompt_width:], skip_special_tokens=False)
             done = [stop_at(t, until) is not None for t in texts]

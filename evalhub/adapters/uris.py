@@ -144,8 +144,8 @@ def _http(uri: str, cache: Path) -> Path:
 def _unpack(archive: Path, into: Path) -> None:
     if archive.name.endswith(".zip"):
         with zipfile.ZipFile(archive) as zf:
-            for member in zf.namelist():
-                _check_member(member, into)
+            for member_name in zf.namelist():
+                _check_member(member_name, into)
             zf.extractall(into)
         return
     with tarfile.open(archive) as tf:

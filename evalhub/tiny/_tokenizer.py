@@ -31,10 +31,10 @@ def build_tokenizer(model_max_length: int = 64) -> PreTrainedTokenizerFast:
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.WordLevel(vocab=vocab(), unk_token="<unk>"))
-    # every character is its own pre-token; (?s) so that a newline is one too
+    # every character is its own pre-token ([\s\S] so that a newline is one too)
     tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     tok.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tok,
         bos_token="<bos>",
         eos_token="<eos>",
