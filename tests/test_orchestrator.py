@@ -112,7 +112,7 @@ def test_run_config_and_provenance_settings_are_stored_on_each_run(registered: A
 def executor() -> Iterator[Any]:
     from evalhub.execution import RayExecutor
 
-    ex = RayExecutor(include_dashboard=False, num_cpus=2, poll_interval=0.5)
+    ex = RayExecutor(include_dashboard=False, num_cpus=2, poll_interval=0.5, start_nice=-10)
     ex.start()
     yield ex
     ex.shutdown()

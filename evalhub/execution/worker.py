@@ -41,6 +41,12 @@ class Worker:
         env: dict[str, str] | None = None,
     ) -> None:
         os.environ.update(env or {})
+        nice = os.environ.get("EVALHUB_WORKER_NICE")
+        if nice is not None:  # Ray's node processes may run at a raised priority; workers do not
+            try:
+                os.setpriority(os.PRIO_PROCESS, 0, max(int(nice), os.getpriority(os.PRIO_PROCESS, 0)))
+            except (OSError, ValueError):
+                pass
         from evalhub.client import Client
 
         self.client = Client(url, token=token, project=project)
