@@ -151,7 +151,8 @@ class VLLMAdapter(Adapter):
         windows: list[TokenPair] = []
         owners: list[int] = []
         for i, text in enumerate(texts):
-            for window in rolling_windows(encoder.encode(text), encoder.prefix_token_id, self.max_length):
+            # a window's context + continuation is one vLLM prompt: at most max_model_len tokens
+            for window in rolling_windows(encoder.encode(text), encoder.prefix_token_id, self.max_length - 1):
                 windows.append(window)
                 owners.append(i)
         totals = [0.0] * len(texts)
