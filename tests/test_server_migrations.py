@@ -122,3 +122,51 @@ def test_python_m_evalhub_server_writes_ready_file(tmp_path: object) -> None:
     finally:
         os.kill(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_upgrade_to_0002_backfills_rollups(db_url: str) -> None:
+    """Points stored under revision 0001 get their rollups on upgrade, and read back right."""
+    from alembic import command
+    from evalhub_server.db import Database
+    from evalhub_server.migrate import alembic_config, upgrade
+    from evalhub_server.reads import ReadStore
+    from evalhub_server.runs import RunStore
+    from evalhub_server.store import RegistryStore
+
+    db = Database(db_url)
+    try:
+        cfg = alembic_config()
+        with db.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0001")
+        pid = RegistryStore(db).project_id("old", create=True)
+        runs = RunStore(db)
+        run_id = runs.create_run(pid, {"name": "r"})["id"]
+        values = [((s * 7919) % 1000) / 10.0 for s in range(5000)]
+        with db.engine.begin() as conn:
+            sid = conn.execute(
+                sa.text(
+                    "INSERT INTO series_latest (run_id, `key`, count, last_step, last_value, min_step, max_step) "
+                    "VALUES (:r, 'loss', 5000, 4999, :lv, 0, 4999)".replace(
+                        "`", '"' if db.backend == "sqlite" else "`"
+                    )
+                ),
+                {"r": run_id, "lv": values[-1]},
+            ).lastrowid
+            conn.execute(
+                sa.text(
+                    "INSERT INTO series_points (series_id, step, value, wall_time) VALUES (:i, :s, :v, 1.0)"
+                ),
+                [{"i": sid, "s": s, "v": v} for s, v in enumerate(values)],
+            )
+        upgrade(db.engine)
+        got = ReadStore(db, runs).series(pid, run_id, "loss", max_points=100)
+        assert got["downsampled"] and 50 <= len(got["points"]) <= 100
+        prev = -1
+        for p in got["points"]:
+            inside = values[prev + 1 : p["step"] + 1]
+            assert (p["min"], p["max"], p["value"]) == (min(inside), max(inside), values[p["step"]])
+            prev = p["step"]
+        assert prev == 4999
+    finally:
+        db.dispose()

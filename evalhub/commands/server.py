@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 
 from evalhub.errors import Conflict, EvalhubError
 
 
-def _server_package():  # type: ignore[no-untyped-def]
+def _server_package() -> Any:
     try:
         import evalhub_server
     except ImportError as exc:  # pragma: no cover - depends on the install

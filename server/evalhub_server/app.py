@@ -134,7 +134,7 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
     )
     app.state.store = store
     app.state.settings = settings
-    app.add_middleware(SizeLimit, limit=settings.max_request_bytes)  # type: ignore[arg-type]
+    app.add_middleware(SizeLimit, limit=settings.max_request_bytes)
     _errors(app)
 
     def caller(
@@ -476,7 +476,7 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
-        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        first: dict[str, Any] = dict(errors[0]) if errors else {"loc": (), "msg": "invalid request"}
         loc = [str(p) for p in first.get("loc", ())]
         # Drop pydantic's union tags (e.g. "series" in body.events.0.series.points) from the field name.
         for i in range(2, len(loc)):
@@ -484,7 +484,7 @@ def _errors(app: FastAPI) -> None:
                 del loc[i]
                 break
         field = ".".join(loc) or None
-        msg = first.get("msg", "invalid")
+        msg = str(first.get("msg", "invalid"))
         if first.get("type") == "json_invalid":
             msg = f"the body is not valid JSON: {first.get('ctx', {}).get('error', msg)}"
         message = f"{field}: {msg}" if field else msg

@@ -93,7 +93,7 @@ class Database:
         if self.backend == "sqlite":
             text = str(exc.orig).lower()
             return "locked" in text or "busy" in text
-        args = getattr(exc.orig, "args", ())
+        args: tuple[Any, ...] = tuple(getattr(exc.orig, "args", ()))
         return bool(args) and args[0] in _MYSQL_RETRY
 
     def upsert(

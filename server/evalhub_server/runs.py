@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from . import tables as t
 from .db import Database
 from .errors import Conflict, Invalid, NotFound
-from .rows import count, dump, iso, load, now, page
+from .rows import count, dump, iso, load, new_id, now, page
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 TERMINAL = ("completed", "failed", "cancelled")
@@ -129,7 +129,7 @@ class RunStore:
             if body.get("experiment_id") is not None:
                 self._experiment_row(conn, pid, int(body["experiment_id"]), field="body.experiment_id")
             values = self._resolve_run(conn, pid, body, "body")
-            return int(conn.execute(t.runs.insert().values(**values)).inserted_primary_key[0])
+            return new_id(conn.execute(t.runs.insert().values(**values)))
 
         return self.get_run(pid, self.db.write(tx))
 
@@ -236,7 +236,7 @@ class RunStore:
             prior = existing(conn)
             if prior is not None:
                 return prior, False
-            exp_id = int(
+            exp_id = new_id(
                 conn.execute(
                     t.experiments.insert().values(
                         project_id=pid,
@@ -247,7 +247,7 @@ class RunStore:
                         client_key=key,
                         created_at=now(),
                     )
-                ).inserted_primary_key[0]
+                )
             )
             rows = []
             for i, run in enumerate(body.get("runs") or []):

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from . import tables as t
 from .db import Database
 from .errors import Conflict, Invalid, NotFound
-from .rows import count, dump, iso, load, now, page
+from .rows import count, dump, iso, load, new_id, now, page
 
 
 def token_hash(token: str) -> str:
@@ -56,8 +56,8 @@ class RegistryStore:
                     raise Conflict(f"project '{name}' already exists", field="body.name")
                 return _project(row)
             created = now()
-            pid = conn.execute(t.projects.insert().values(name=name, created_at=created)).inserted_primary_key
-            return {"id": int(pid[0]), "name": name, "created_at": iso(created)}
+            pid = new_id(conn.execute(t.projects.insert().values(name=name, created_at=created)))
+            return {"id": pid, "name": name, "created_at": iso(created)}
 
         try:
             return self.db.write(tx)
@@ -119,11 +119,7 @@ class RegistryStore:
         """Insert a named registry object; 409 on a duplicate name."""
 
         def tx(conn: sa.Connection) -> int:
-            return int(
-                conn.execute(
-                    table.insert().values(project_id=pid, created_at=now(), **values)
-                ).inserted_primary_key[0]
-            )
+            return new_id(conn.execute(table.insert().values(project_id=pid, created_at=now(), **values)))
 
         try:
             return self.db.write(tx)
@@ -260,7 +256,7 @@ class RegistryStore:
                     raise NotFound(f"run {body['run_id']} not found in this project", field="body.run_id")
 
         def tx(conn: sa.Connection) -> int:
-            return int(
+            return new_id(
                 conn.execute(
                     t.checkpoints.insert().values(
                         project_id=pid,
@@ -275,7 +271,7 @@ class RegistryStore:
                         metadata=dump(body.get("metadata") or {}),
                         created_at=now(),
                     )
-                ).inserted_primary_key[0]
+                )
             )
 
         try:

@@ -21,7 +21,7 @@ metadata = sa.MetaData(naming_convention=NAMING)
 
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql")
-Float = sa.Double().with_variant(mysql.DOUBLE(asdecimal=False), "mysql")
+Float: sa.types.TypeEngine[float] = sa.Double().with_variant(mysql.DOUBLE(asdecimal=False), "mysql")
 
 
 def _name() -> sa.Column[str]:

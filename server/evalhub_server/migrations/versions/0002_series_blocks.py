@@ -17,7 +17,7 @@ branch_labels = None
 depends_on = None
 
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-Float = sa.Double().with_variant(mysql.DOUBLE(asdecimal=False), "mysql")
+Float: sa.types.TypeEngine[float] = sa.Double().with_variant(mysql.DOUBLE(asdecimal=False), "mysql")
 
 
 def upgrade() -> None:
