@@ -88,10 +88,11 @@ def test_evalhub_and_lm_eval_agree_on_metrics_and_every_sample(
     ours = evaluate(_hf(build), task, limit=LIMIT, seed=1234, batch_size=8, workdir=tmp_path / "ours")
     theirs = _direct(build, task, tmp_path / "theirs")
     assert ours.metrics == pytest.approx(summary_metrics(theirs["results"][task_name]), abs=1e-9)
-    direct = {s["doc_hash"]: s for s in theirs["samples"][task_name]}
+    direct = {s["doc_id"]: s for s in theirs["samples"][task_name]}
     assert len(ours.samples) == len(direct) == LIMIT
     for sample in ours.samples:
-        raw = direct[sample["sample_key"]]
+        raw = direct[sample["index"]]
+        assert sample["sample_key"].split("#")[0] == raw["doc_hash"]
         if task_name == "arith-add":
             assert sample["output"] == raw["resps"][0][0]
             assert sample["filtered_output"] == raw["filtered_resps"][0]
@@ -214,3 +215,16 @@ def test_metric_names_drop_the_none_filter_and_keep_others() -> None:
     assert summary_metrics(
         {"alias": "x", "acc,none": 0.5, "acc_stderr,none": "N/A", "acc_norm,none": 1, "sample_len": 3}
     ) == {"acc": 0.5, "acc_norm": 1.0}
+
+
+def test_identical_items_keep_one_sample_each(build: Any, tmp_path: Path) -> None:
+    from evalhub.engines.lm_eval import evaluate
+
+    data = tmp_path / "dupes.jsonl"
+    data.write_text('{"question": "1+1= ", "answer": "2"}\n' * 3 + '{"question": "2+2= ", "answer": "4"}\n')
+    task = _task("arith-add", build)
+    task["engine_config"]["dataset_kwargs"] = {"data_files": {"test": str(data)}}
+    result = evaluate(_hf(build), task, workdir=tmp_path)
+    keys = [s["sample_key"] for s in sorted(result.samples, key=lambda s: s["index"])]
+    assert len(set(keys)) == 4
+    assert keys[1] == keys[0] + "#2" and keys[2] == keys[0] + "#3"

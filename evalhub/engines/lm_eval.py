@@ -439,6 +439,13 @@ def evaluate(
         for s in raw_samples
         if s.get("filter") == first_filter
     ]
+    # identical docs share lm-eval's doc_hash; keep each one (the n-th repeat gets "#n", stable across runs)
+    seen: dict[str, int] = {}
+    for sample in sorted(samples, key=lambda s: s["index"]):
+        key = sample["sample_key"]
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > 1:
+            sample["sample_key"] = f"{key}#{seen[key]}"
     stats = adapter.stats
     n_docs = len(samples)
     perf: dict[str, float] = {
