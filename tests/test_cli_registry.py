@@ -91,7 +91,7 @@ def _experiment(hub: Hub, tmp_path: Path) -> dict[str, Any]:
                             "reference": "2",
                             "output": str(i + 1),
                             "scores": {"exact_match": float(i)},
-                        }  # fmt: skip
+                        }
                     ],
                 },
                 {"seq": 4, "type": "status", "status": "completed"},
