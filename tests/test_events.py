@@ -186,3 +186,18 @@ def test_unflushed_events_are_sent_at_exit(server_url: str, tmp_path: Path) -> N
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
     assert _counts(client, run["id"]) == {"late": 2500}
+
+
+def test_batch_over_the_size_limit_is_split_not_lost(server_for: Callable[..., Any]) -> None:
+    srv = server_for(max_request_bytes=20_000)
+    client = Client(srv.url)
+    run = client.post("/runs", {"name": "split", "type": "inference"})
+    stream = EventStream(client, run["id"], flush_interval=60)
+    for i in range(60):  # ~60 log events of ~600 bytes: one request would be ~36 kB
+        stream.log(f"line {i} " + "x" * 500)
+    stream.flush()
+    stream.close()
+    assert stream.dropped == 0
+    lines = client.get(f"/runs/{run['id']}/logs", limit=1000)
+    assert lines["total"] == 60
+    assert [item["message"].split()[1] for item in lines["items"]] == [str(i) for i in range(60)]
