@@ -52,7 +52,7 @@ def adapter(request: pytest.FixtureRequest) -> Iterator[Adapter]:
     runtime = request.param
     if runtime == "vllm" and importlib.util.find_spec("vllm") is None:
         pytest.skip(
-            "vLLM is not installed (it needs a CUDA GPU); its adapter runs this contract on a lent GPU"
+            "vLLM is not installed (it needs a CUDA GPU); test_adapters_vllm.py checks its adapter with a stand-in"
         )
     params: dict[str, Any] = {"batch_size": 4}
     if runtime == "openai":
