@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ def trained_tiny(steps: int = STEPS) -> Any:
 
     if steps not in _BUILDS:
         out = Path(tempfile.mkdtemp(prefix=f"evalhub-tiny-{steps}-"))
+        atexit.register(shutil.rmtree, out, True)
         build = tiny.build(out, hub=None, steps=steps, save_every=steps, seed=0)
         build.tasks = tiny.write_tasks(out, n=40, seed=0)
         _BUILDS[steps] = build
