@@ -101,6 +101,15 @@ def test_build_with_a_hub_logs_the_run_and_registers_checkpoints(hub: Any, tmp_p
     assert set(checkpoints["run_id"].to_list()) == {result.run_id}
 
 
+def test_build_logs_into_a_run_the_caller_opened(hub: Any, tmp_path: Path) -> None:
+    run = hub.init_run("watched-training", type="training", system_metrics=False)
+    result = tiny.build(tmp_path, hub=hub, steps=4, save_every=2, run=run)
+    assert result.run_id == run.id
+    assert hub.run(run.id)["status"] == "completed"
+    assert hub.series(run.id, "loss")["step"].to_list() == [1, 2, 3, 4]
+    assert set(hub.checkpoints(model=tiny.MODEL)["run_id"].to_list()) == {run.id}
+
+
 def test_register_tasks_registers_both_tasks_and_the_benchmark(hub: Any, tmp_path: Path) -> None:
     tiny.write_tasks(tmp_path, n=20)
     tiny.register_tasks(hub, tmp_path)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import torch
 
     from evalhub.hub import Hub
+    from evalhub.tracking import Run
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +94,14 @@ def build(
     save_every: int = 100,
     seed: int = 0,
     config: TinyConfig | None = None,
+    run: Run | None = None,
 ) -> TinyBuild:
     """Train the tiny model and save HF-format checkpoints ``out_dir/step-<n>``.
 
     With a ``hub``, logs loss/lr/grad_norm/tokens_per_s through ``hub.init_run`` and registers family
     ``tiny-gpt``, model ``tiny-gpt`` (runtime ``hf``) and one checkpoint ``step-<n>`` per save.
-    Deterministic in ``seed`` (for a given number of threads).
+    Deterministic in ``seed`` (for a given number of threads). Pass ``run`` (from ``hub.init_run``) to log
+    into a run you already show, e.g. with ``evalhub.curves(run.id, "loss")`` before training starts.
 
     >>> result = build("/tmp/tiny", steps=300)     # result.checkpoints[300] is a folder
     """
@@ -137,14 +140,15 @@ def build(
     model.generation_config.bos_token_id = tokenizer.bos_token_id
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
-    run = None
     if hub is not None:
         _register_model(hub)
+    if run is None and hub is not None:
         run = hub.init_run(
             "train-tiny-gpt",
             config={"steps": steps, "save_every": save_every, "seed": seed, **cfg.__dict__},
             type="training",
         )
+    if run is not None:
         result.run_id = getattr(run, "id", None)
 
     ok = False
