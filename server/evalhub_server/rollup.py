@@ -103,31 +103,27 @@ def plan(lo: int, hi: int, max_points: int) -> tuple[int, int, int] | None:
     return level, first, per_bucket
 
 
+# Buckets of ``:k`` consecutive blocks, aggregated in SQL: min/max over the bucket's blocks, and the
+# last point of its last block (blocks never overlap in steps, so the highest block holds the last step).
+_READ = """
+SELECT s.last_step, s.last_value, a.mn, a.mx, s.last_wall
+FROM (
+  SELECT MAX(blk) AS lb, MIN(vmin) AS mn, MAX(vmax) AS mx
+  FROM series_blocks WHERE series_id = :sid AND lvl = :lvl
+  GROUP BY (blk - :first) {div} :k
+) a
+JOIN series_blocks s ON s.series_id = :sid AND s.lvl = :lvl AND s.blk = a.lb
+ORDER BY s.blk
+"""
+_READ_SQL = {"sqlite": sa.text(_READ.format(div="/")), "mysql": sa.text(_READ.format(div="DIV"))}
+
+
 def read(
     conn: sa.Connection, backend: str, series_id: int, level: int, first: int, per_bucket: int
 ) -> list[dict[str, Any]]:
-    """Aggregate one level's blocks into buckets of ``per_bucket`` blocks: step/value of the last point,
-    min and max of the values."""
-    mark = "?" if backend == "sqlite" else "%s"
-    rows = conn.exec_driver_sql(
-        f"SELECT blk, vmin, vmax, last_step, last_value, last_wall FROM series_blocks "
-        f"WHERE series_id = {mark} AND lvl = {mark} ORDER BY blk",
-        (series_id, level),
+    """Aggregate one level's blocks into buckets of ``per_bucket`` blocks (in SQL): step/value of the
+    last point, min and max of the values."""
+    rows = conn.execute(
+        _READ_SQL[backend], {"sid": series_id, "lvl": level, "first": first, "k": per_bucket}
     ).fetchall()
-    out: list[dict[str, Any]] = []
-    cur_bucket = None
-    cur: dict[str, Any] = {}
-    for blk, lo, hi, ls, lv, lw in rows:
-        bucket = (blk - first) // per_bucket
-        if bucket != cur_bucket:
-            cur = {"step": ls, "value": lv, "min": lo, "max": hi, "wall_time": lw}
-            out.append(cur)
-            cur_bucket = bucket
-            continue
-        if lo < cur["min"]:
-            cur["min"] = lo
-        if hi > cur["max"]:
-            cur["max"] = hi
-        if ls >= cur["step"]:
-            cur["step"], cur["value"], cur["wall_time"] = ls, lv, lw
-    return out
+    return [{"step": s, "value": v, "min": lo, "max": hi, "wall_time": w} for s, v, lo, hi, w in rows]
