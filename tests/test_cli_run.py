@@ -22,7 +22,7 @@ def _cli(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "EVALHUB_RAY_DASHBOARD": "0", "EVALHUB_RAY_START_NICE": "-10", **(env or {})},
+        env={**os.environ, "EVALHUB_RAY_DASHBOARD": "0", "EVALHUB_RAY_START_NICE": "-19", **(env or {})},
         check=False,
     )
 

@@ -24,7 +24,7 @@ def cluster() -> Iterator[Any]:
     from evalhub.execution.executor import _priority
 
     # Ray's node processes start at a raised priority so a busy machine does not time them out
-    with _priority(-10):
+    with _priority(-19):
         c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
         c.add_node(num_cpus=1)
         c.wait_for_nodes()

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 def executor() -> Iterator[Any]:
     from evalhub.execution import RayExecutor
 
-    ex = RayExecutor(include_dashboard=False, num_cpus=2, poll_interval=0.3, start_nice=-10)
+    ex = RayExecutor(include_dashboard=False, num_cpus=2, poll_interval=0.3, start_nice=-19)
     ex.start()
     yield ex
     ex.shutdown()
