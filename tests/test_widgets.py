@@ -423,3 +423,24 @@ def _eventually(check: Any, timeout: float = 20.0) -> bool:
             return True
         time.sleep(0.05)
     return bool(check())
+
+
+def test_monitor_says_why_when_the_driver_of_its_runs_stopped(hub: Any, tmp_path: Any) -> None:
+    """Ray failing to start on an overloaded box (seen here) leaves the runs queued: the monitor
+    stops polling and shows the driver's error. The executor is a stand-in that fails that way."""
+
+    class RayDidNotStart:
+        def execute(self, hub: Any, experiment_id: int, jobs: Any, resources: Any) -> None:
+            raise evalhub.EvalhubError("Ray did not start (The current node timed out during startup.)")
+
+    register_tiny(hub, (100,))
+    data = tmp_path / "arith.jsonl"
+    data.write_text('{"question": "1+1=", "answer": "2"}\n')
+    hub.register_task("arith-add", data=str(data), prompt="{{question}}", target="{{answer}}")
+    spec = "name: stalled\nmodels:\n  - model: tiny-gpt\ntasks: [arith-add]\n"
+    exp = hub.run_experiment(spec, wait=False, executor=RayDidNotStart(), progress=False)
+    mon = evalhub.monitor(exp, hub=hub, interval=0.1)
+    assert _eventually(lambda: not mon.live)
+    assert mon.stalled and not mon.done
+    assert "Ray did not start" in mon.error and "Ray did not start" in repr(mon)
+    assert mon.wait(timeout=5) is False

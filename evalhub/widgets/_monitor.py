@@ -51,6 +51,7 @@ class RunMonitor(EvalhubWidget):
         self.interval = interval
         self._explicit_dashboard = dashboard_url or getattr(exp, "dashboard_url", None) or ""
         self._executor = getattr(exp, "executor", None)  # run_experiment's executor knows Ray's dashboard
+        self._exp = exp if not isinstance(exp, (int, str, dict)) else None
         self._seen: dict[int, tuple[float, int]] = {}  # run id -> (when, done) at the last poll
         self._rate: dict[int, float] = {}
         self._stop = threading.Event()
@@ -64,6 +65,20 @@ class RunMonitor(EvalhubWidget):
     def done(self) -> bool:
         """True when every run is terminal (and there is at least one run)."""
         return bool(self.runs) and all(r["status"] in TERMINAL for r in self.runs)
+
+    @property
+    def stalled(self) -> bool:
+        """True when the driver that runs this experiment in this process stopped with an error."""
+        return bool(self._driver_error())
+
+    def _driver_error(self) -> str:
+        # run_experiment(wait=False) drives the runs from a thread of this process; if it died
+        # (Ray did not start, ...) the runs stay queued: say why instead of polling forever.
+        error = getattr(self._exp, "_driver_error", None)
+        driver = getattr(self._exp, "_driver", None)
+        if error is None or (driver is not None and driver.is_alive()):
+            return ""
+        return f"the driver of experiment {self.experiment_id} stopped: {error}"
 
     def refresh(self) -> None:
         """Read the experiment and its runs once and update the traits."""
@@ -83,7 +98,7 @@ class RunMonitor(EvalhubWidget):
                 self.counts = dict(exp.get("counts") or {})
                 self.runs = rows
                 self.dashboard_url = self._dashboard(exp, runs)
-                self.error = ""
+                self.error = self._driver_error()
                 self.updated_at = now
 
     def _row(self, run: dict[str, Any], labels: dict[int, str], now: float) -> dict[str, Any]:
@@ -165,7 +180,7 @@ class RunMonitor(EvalhubWidget):
         try:
             while not self._stop.wait(self.interval):
                 self.refresh()
-                if self.done:
+                if self.done or self.stalled:
                     break
         finally:
             self.live = False
@@ -173,12 +188,12 @@ class RunMonitor(EvalhubWidget):
     def wait(self, timeout: float | None = None) -> bool:
         """Block until every run is terminal (polling meanwhile); True if they all are."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.done:
+        while not self.done and not self.stalled:
             if deadline is not None and time.monotonic() >= deadline:
                 break
             if self._thread is None or not self._thread.is_alive():
                 self.refresh()
-                if self.done:
+                if self.done or self.stalled:
                     break
             time.sleep(min(self.interval, 0.5))
         return self.done
@@ -206,6 +221,8 @@ class RunMonitor(EvalhubWidget):
     def _text(self) -> str:
         counts = ", ".join(f"{k} {v}" for k, v in self.counts.items() if v)
         head = f"Experiment {self.experiment_id} {self.title!r}: {self.status} ({counts})"
+        if self.error:
+            head += f"\n{self.error}"
         if not self.runs:
             return head
         return head + "\n" + text_table(*self._table())
