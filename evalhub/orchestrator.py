@@ -312,16 +312,34 @@ def run_experiment(
         except BaseException as exc:  # surfaced by exp.wait()
             log.exception("evalhub: the driver of experiment %s failed", exp.id)
             exp._driver_error = exc
+            _fail_unfinished(hub, jobs, f"the driver stopped: {exc}")
 
     if jobs:
         if wait and hasattr(executor, "start"):
-            executor.start()  # Ray starts in the calling thread when the caller waits anyway
+            try:
+                executor.start()  # Ray starts in the calling thread when the caller waits anyway
+            except Exception as exc:
+                _fail_unfinished(hub, jobs, f"the executor did not start: {exc}")
+                raise
         thread = threading.Thread(target=drive, name=f"evalhub-driver-{exp.id}", daemon=True)
         exp._driver = thread
         thread.start()
     if wait:
         exp.wait(progress=progress)
     return exp
+
+
+def _fail_unfinished(hub: Hub, jobs: list[Job], error: str) -> None:
+    """Runs the driver can no longer execute end ``failed`` with the reason, never stay queued."""
+    from evalhub.errors import EvalhubError
+
+    for job in jobs:
+        if job.status in ("completed", "failed", "cancelled"):
+            continue
+        try:
+            hub.client.post(f"/runs/{job.run_id}/status", {"status": "failed", "error": error})
+        except EvalhubError:  # cancelled or finished meanwhile
+            pass
 
 
 __all__ = ["Plan", "PlannedRun", "effective_config", "plan", "run_experiment", "submit"]

@@ -105,6 +105,23 @@ def test_run_config_and_provenance_settings_are_stored_on_each_run(registered: A
     assert run["status"] == "queued" and run["type"] == "offline_eval"
 
 
+def test_runs_end_failed_not_queued_when_the_driver_stops(registered: Any) -> None:
+    from evalhub.errors import EvalhubError
+
+    class LostCluster:
+        """An executor whose cluster went away: what the driver thread sees then."""
+
+        def execute(self, *args: Any, **kwargs: Any) -> None:
+            raise RuntimeError("the Ray cluster went away")
+
+    exp = run_experiment(registered, _spec(), wait=False, executor=LostCluster())
+    with pytest.raises(EvalhubError, match="cluster went away"):
+        exp.wait(timeout=60)
+    runs = [registered.run(i) for i in exp.runs()["id"]]
+    assert {r["status"] for r in runs} == {"failed"}
+    assert all("the driver stopped" in r["error"] for r in runs)
+
+
 # -- whole experiments on a real local Ray ---------------------------------------------------------
 
 
