@@ -41,6 +41,9 @@ def _report(hub: Any, exp: Any) -> int:
     for run in failed:
         click.echo(f"failed: {run.get('name')}: {run.get('error')}", err=True)
     counts = info.get("counts") or {}
+    dashboard = getattr(exp.executor, "dashboard_url", None)
+    if dashboard:
+        click.echo(f"Ray dashboard: {dashboard}")
     click.echo(
         f"experiment {exp.id} {info.get('status')}: "
         + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
