@@ -87,6 +87,8 @@ class ModelEntry(_Strict):
     model: str = Field(min_length=1)
     checkpoints: list[str] | Literal["all"] = "all"
     runtimes: list[str] | None = None
+    # adapter params over the model's default_params, e.g. {base_url: ...} for the openai runtime
+    params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("checkpoints", "runtimes", mode="before")
     @classmethod
@@ -188,7 +190,7 @@ def _dotted(loc: list[Any]) -> str:
     return out
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: Any) -> str:
     kind = error.get("type", "")
     if kind == "extra_forbidden":
         return "unknown key (check its spelling and indentation)"

@@ -58,7 +58,8 @@ class EvalResult:
 def _lm_base() -> type:
     from lm_eval.api.model import LM
 
-    return LM
+    base: type = LM
+    return base
 
 
 def make_lm(adapter: Adapter, batch_size: int = 16, on_progress: ProgressFn | None = None) -> Any:
@@ -80,7 +81,7 @@ def _adapter_lm_class() -> type:
 def _define_lm(base: type) -> type:
     from evalhub.adapters.base import GenerationParams
 
-    class AdapterLM(base):  # type: ignore[misc, valid-type]
+    class AdapterLM(base):  # type: ignore[misc]
         """lm-eval's view of an evalhub adapter."""
 
         def __init__(self, adapter: Adapter, batch_size: int, on_progress: ProgressFn | None) -> None:

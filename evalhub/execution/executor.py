@@ -189,7 +189,7 @@ class RayExecutor:
         """How many workers fit at once, and the options each actor is created with."""
         import ray
 
-        cluster = ray.cluster_resources()
+        cluster: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
         gpus = float(cluster.get("GPU", 0))
         cpus = float(cluster.get("CPU", 1))
         per_gpu = float(resources.get("gpus_per_worker", 1) or 0)
