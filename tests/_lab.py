@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -158,10 +159,11 @@ def screenshot(page: Any, name: str, locator: Any = None) -> Path:
 
 
 def cell_errors(page: Any) -> list[str]:
-    """Text of any error output in the open notebook."""
-    return list(
-        page.eval_on_selector_all(
-            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'], .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']",
-            "els => els.map(e => e.textContent)",
-        )
+    """Text of the error outputs (tracebacks, UsageError lines) in the open notebook; plain stderr
+    logging (Ray's INFO/WARNING lines, progress bars) is not an error."""
+    texts = page.eval_on_selector_all(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+        "els => els.map(e => e.textContent)",
     )
+    pattern = re.compile(r"Traceback \(most recent call last\)|^\w*(Error|Exception)\b", re.MULTILINE)
+    return [t for t in texts if pattern.search(t)]
