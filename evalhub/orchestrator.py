@@ -49,6 +49,7 @@ class PlannedRun:
     config: dict[str, Any]
     max_attempts: int = 3
     tags: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # the spec's params over default_params
 
     def checkpoint_ref(self) -> CheckpointRef:
         """What a worker needs to load this run's weights."""
@@ -59,7 +60,7 @@ class PlannedRun:
             runtime=self.runtime,
             adapter=self.model.get("adapter"),
             code_uri=self.model.get("code_uri"),
-            params=dict(self.model.get("default_params") or {}),
+            params={**(self.model.get("default_params") or {}), **self.params},
             step=self.checkpoint.get("step"),
         )
 
@@ -73,7 +74,7 @@ class PlannedRun:
             "runtime": self.runtime,
             "task": self.task["name"],
             "config": self.config,
-            "tags": self.tags,
+            "tags": {**self.tags, "params": self.params} if self.params else self.tags,
         }
 
 
@@ -228,6 +229,7 @@ def plan(hub: Hub, spec: Any) -> Plan:
                             config=run_config,
                             max_attempts=config.max_attempts,
                             tags={"step": ckpt.get("step"), "uri": ckpt.get("uri")},
+                            params=dict(entry.params),
                         ),
                     )
     return Plan(parsed, text, config, list(runs.values()))

@@ -45,6 +45,18 @@ def test_unknown_model_is_refused_with_the_closest_name_and_its_line(registered:
     assert registered.experiments().height == 0
 
 
+def test_spec_params_override_the_models_default_params_per_run(registered: Any) -> None:
+    registered.register_model(
+        "tiny-served", family="tiny-gpt", runtime="openai", default_params={"model": "a", "mode": "completions"}
+    )
+    registered.register_checkpoint("tiny-served", "step-300", uri="unused", step=300)
+    models = "[{model: tiny-served, checkpoints: all, params: {model: b, base_url: 'http://127.0.0.1:9/v1'}}]"
+    the_plan = plan(registered, _spec(models=models, tasks="[arith-add]"))
+    (run,) = the_plan.runs
+    assert run.checkpoint_ref().params == {"model": "b", "mode": "completions", "base_url": "http://127.0.0.1:9/v1"}
+    assert run.run_create()["tags"]["params"]["base_url"] == "http://127.0.0.1:9/v1"
+
+
 def test_unknown_checkpoint_is_refused_with_suggestions(registered: Any) -> None:
     with pytest.raises(SpecError) as err:
         plan(registered, _spec(models="[{model: tiny-gpt, checkpoints: [step-100, step-30]}]"))
