@@ -444,3 +444,23 @@ def test_monitor_says_why_when_the_driver_of_its_runs_stopped(hub: Any, tmp_path
     assert mon.stalled and not mon.done
     assert "Ray did not start" in mon.error and "Ray did not start" in repr(mon)
     assert mon.wait(timeout=5) is False
+
+
+@pytest.mark.parametrize(
+    ("metric", "lower"),
+    [
+        ("exact_match", False),
+        ("acc", False),
+        ("latency_p95_ms", True),
+        ("peak_rss_mb", True),
+        ("peak_gpu_mem_mb", True),
+        ("eval_wall_s", True),
+        ("samples_per_s", False),
+        ("tokens_per_s", False),
+        ("word_perplexity", True),
+    ],
+)
+def test_which_direction_is_better_for_a_metric(metric: str, lower: bool) -> None:
+    from evalhub.widgets._compare import lower_is_better
+
+    assert lower_is_better(metric) is lower

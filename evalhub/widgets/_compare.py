@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 # metrics where a smaller number is the better one
 _LOWER_IS_BETTER = re.compile(
-    r"(latency|_ms$|_s$|^time|perplexity|loss|mem|error|wer|cer|ter$|bits_per_byte)"
+    r"(latency|_ms$|_s$|^time|perplexity|loss|mem|rss|_mb$|_gb$|bytes$|error|wer|cer|ter$|bits_per_byte)"
 )
 _INFO_COLUMNS = ("run_id", "label", "name", "model", "checkpoint", "step", "runtime", "task", "status")
 
