@@ -10,6 +10,7 @@ Keys follow docs/rest-api.md: ``sys/cpu_percent``, ``sys/rss_mb``, ``sys/gpu/<uu
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -45,15 +46,36 @@ def _nvml() -> Any:
     return _NVML or None
 
 
+def _visible_handles(nvml: Any) -> list[Any]:
+    """NVML handles of the GPUs this process may use.
+
+    NVML numbers every GPU of the machine and ignores ``CUDA_VISIBLE_DEVICES``, which Ray sets per worker
+    (indices or UUIDs); so the visible set is resolved here, and metrics are keyed by UUID, never index.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
+    handles = []
+    for entry in (e.strip() for e in visible.split(",")):
+        if not entry:
+            continue
+        if entry.isdigit():
+            handles.append(nvml.nvmlDeviceGetHandleByIndex(int(entry)))
+        elif entry.startswith(("GPU-", "MIG-")):
+            handles.append(nvml.nvmlDeviceGetHandleByUUID(entry))
+        else:  # CUDA stops at the first entry it cannot parse
+            break
+    return handles
+
+
 def gpu_snapshot() -> dict[str, float]:
-    """``sys/gpu/<uuid>/util`` (percent) and ``sys/gpu/<uuid>/mem_mb`` for every visible GPU."""
+    """``sys/gpu/<uuid>/util`` (percent) and ``sys/gpu/<uuid>/mem_mb`` for every GPU this process sees."""
     nvml = _nvml()
     if nvml is None:
         return {}
     out: dict[str, float] = {}
     try:
-        for i in range(nvml.nvmlDeviceGetCount()):
-            handle = nvml.nvmlDeviceGetHandleByIndex(i)
+        for handle in _visible_handles(nvml):
             uuid = nvml.nvmlDeviceGetUUID(handle)
             if isinstance(uuid, bytes):
                 uuid = uuid.decode()
