@@ -30,6 +30,8 @@ def main() -> int:
     uuid = "GPU-" + str(props.uuid)
     print(f"device: {props.name}, torch uuid {uuid}")
     os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+    torch.zeros(1, device="cuda")  # the CUDA context takes its own few hundred MB: count it before
+    torch.cuda.synchronize()
     before = sysmetrics.gpu_snapshot()
     check(
         "NVML reports the GPU PyTorch sees, keyed by its UUID",
