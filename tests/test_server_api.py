@@ -75,7 +75,7 @@ def experiment(
 
 def test_health_names_backend_and_schema(api: Api, any_server: ServerProcess) -> None:
     h = api.get("/api/health")
-    assert h["status"] == "ok" and h["auth"] is False and h["schema"] == "0002"
+    assert h["status"] == "ok" and h["auth"] is False and h["schema"] == "0003"
     assert h["db"] == ("sqlite" if any_server.db_url.startswith("sqlite") else "mysql")
 
 

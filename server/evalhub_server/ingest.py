@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from . import rollup
+from . import aligned, rollup
 from . import tables as t
 from .db import Database
 from .rows import dump, now
@@ -91,6 +91,8 @@ def apply_batch(
         if sample_rows:
             cols = [c for c in next(iter(sample_rows.values())) if c not in ("run_id", "sample_key")]
             db.upsert(conn, t.samples, list(sample_rows.values()), update=cols)
+            if before["experiment_id"] is not None and before["task"]:
+                aligned.refresh(conn, db.backend, int(before["experiment_id"]), before["task"], sample_rows)
         if log_rows:
             conn.execute(t.logs.insert(), log_rows)
         if artifact_rows:

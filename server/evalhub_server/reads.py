@@ -240,9 +240,12 @@ class ReadStore:
                 sa.select(r.id, r.name).where(r.experiment_id == exp_id, r.task == task).order_by(r.id)
             ).all()
             run_ids = [int(x.id) for x in run_rows]
-            keys = sa.select(s.sample_key, sa.func.min(s.sample_index).label("idx")).where(
-                s.run_id.in_(run_ids)
-            )
+            # The keys come from the aligned table (kept at ingest): the filters and the order are index
+            # range scans there, and only the page's samples are read.
+            a = t.aligned_samples.c
+            keys = sa.select(a.sample_key, a.idx).where(a.experiment_id == exp_id, a.task == task)
+            if filter != "all":
+                keys = keys.where(getattr(a, filter) == 1)
             if q:
                 pattern = like_pattern(q)
                 hits = sa.select(s.sample_key).where(
@@ -254,21 +257,13 @@ class ReadStore:
                         s.filtered_output.like(pattern, escape="\\"),
                     ),
                 )
-                keys = keys.where(s.sample_key.in_(hits))
-            keys = keys.group_by(s.sample_key)
-            wrong = sa.func.sum(sa.case((s.primary_score < 1, 1), else_=0))
-            if filter == "disagree":
-                keys = keys.having(
-                    sa.func.count(sa.distinct(sa.func.coalesce(s.filtered_output, s.output, ""))) > 1
-                )
-            elif filter == "any_wrong":
-                keys = keys.having(wrong > 0)
-            elif filter == "all_wrong":
-                keys = keys.having(sa.and_(wrong > 0, wrong == sa.func.count()))
+                keys = keys.where(a.sample_key.in_(hits))
             total = count(conn, keys)
-            page_keys = conn.execute(
-                keys.order_by(sa.text("idx"), s.sample_key).limit(limit).offset(offset)
-            ).all()
+            page_keys = (
+                conn.execute(keys.order_by(a.idx, a.sample_key).limit(limit).offset(offset)).all()
+                if total
+                else []
+            )
             items: dict[str, dict[str, Any]] = {
                 k.sample_key: {
                     "sample_key": k.sample_key,

@@ -303,3 +303,27 @@ series_blocks = sa.Table(
     sa.Column("last_value", Float, nullable=False),
     sa.Column("last_wall", Float, nullable=True),
 )
+
+# One row per (experiment, task, sample_key): the alignment of a key across the experiment's runs of
+# that task, kept by every samples batch (aligned.refresh) so that the aligned read never groups the
+# samples. idx is the key's smallest sample index (the order of the pages); n_runs the number of runs
+# with a sample for the key; n_wrong how many of them have primary_score < 1; the flags are the read's
+# filters. A replaced sample (same run, same key) is recomputed from the stored samples, so the row
+# always equals the GROUP BY over the samples.
+aligned_samples = sa.Table(
+    "aligned_samples",
+    metadata,
+    sa.Column("experiment_id", Id, primary_key=True, autoincrement=False),
+    sa.Column("task", sa.String(255), primary_key=True),
+    sa.Column("sample_key", sa.String(255), primary_key=True),
+    sa.Column("idx", sa.BigInteger(), nullable=True),
+    sa.Column("n_runs", sa.Integer(), nullable=False),
+    sa.Column("n_wrong", sa.Integer(), nullable=False),
+    sa.Column("disagree", sa.SmallInteger(), nullable=False),
+    sa.Column("any_wrong", sa.SmallInteger(), nullable=False),
+    sa.Column("all_wrong", sa.SmallInteger(), nullable=False),
+    sa.Index("ix_aligned_samples_order", "experiment_id", "task", "idx", "sample_key"),
+    sa.Index("ix_aligned_samples_disagree", "experiment_id", "task", "disagree", "idx", "sample_key"),
+    sa.Index("ix_aligned_samples_any_wrong", "experiment_id", "task", "any_wrong", "idx", "sample_key"),
+    sa.Index("ix_aligned_samples_all_wrong", "experiment_id", "task", "all_wrong", "idx", "sample_key"),
+)
