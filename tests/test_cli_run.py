@@ -93,7 +93,14 @@ def test_run_prints_the_comparison_and_exits_1_when_a_run_failed(project: Any, t
 @pytest.mark.ray
 @pytest.mark.slow
 def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
-    result = _cli("demo", "--home", str(tmp_path / "home"), "--steps", "60", "--limit", "10", "--no-progress")
+    from evalhub import _embedded
+
+    try:
+        result = _cli(
+            "demo", "--home", str(tmp_path / "home"), "--steps", "60", "--limit", "10", "--no-progress"
+        )
+    finally:
+        _embedded.stop(tmp_path / "home")  # the embedded server outlives the CLI by design
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     for marker in ("1/4 tracking server", "2/4 training", "3/4 evaluating", "4/4 comparison", "step-60"):

@@ -105,8 +105,12 @@ def run(
         click.echo(f"error: {spec}: {exc}", err=True)
         ctx.exit(2)
     click.echo(f"experiment {exp.id} '{exp.name}' submitted to {hub.url}")
-    _wait(exp, show=not no_progress)
-    ctx.exit(_report(hub, exp))
+    try:
+        _wait(exp, show=not no_progress)
+        code = _report(hub, exp)
+    finally:
+        exp.executor.shutdown()  # the local Ray this command started, now rather than at exit
+    ctx.exit(code)
 
 
 @click.command()
@@ -184,9 +188,12 @@ def demo(
     )
     click.echo(f"3/4 evaluating {len(checkpoints)} checkpoints x 2 tasks with lm-eval on Ray…")
     exp = run_experiment(hub, spec, wait=False, executor=_executor(ray_address), progress=False)
-    _wait(exp, show=not no_progress)
-    click.echo("4/4 comparison (scores should rise with the step):")
-    code = _report(hub, exp)
+    try:
+        _wait(exp, show=not no_progress)
+        click.echo("4/4 comparison (scores should rise with the step):")
+        code = _report(hub, exp)
+    finally:
+        exp.executor.shutdown()
     click.echo(
         f"\ndone in {time.perf_counter() - started:.0f}s. In a notebook:\n"
         f"    import evalhub; hub = evalhub.connect()\n"
