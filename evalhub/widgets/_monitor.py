@@ -10,7 +10,7 @@ from typing import Any
 import traitlets
 
 from evalhub.widgets._base import EvalhubWidget, html_table, text_table
-from evalhub.widgets._source import TERMINAL, ClientLike, client_of, get_all, id_of, parse_time, run_labels
+from evalhub.widgets._source import TERMINAL, ClientLike, client_of, id_of, parse_time, run_labels
 from evalhub.widgets._static import static_file
 
 
@@ -85,7 +85,7 @@ class RunMonitor(EvalhubWidget):
         with self._lock:
             try:
                 exp = self._client.get(f"/api/experiments/{self.experiment_id}")
-                runs = get_all(self._client, f"/api/experiments/{self.experiment_id}/runs")
+                runs = list(self._client.paged(f"/api/experiments/{self.experiment_id}/runs"))
             except Exception as exc:  # shown in the widget; the poller keeps trying
                 self.error = f"{type(exc).__name__}: {exc}"
                 return

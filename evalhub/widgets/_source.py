@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from evalhub.errors import EvalhubError
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 """Run statuses after which nothing changes any more."""
-
-_PAGE = 1000  # the server's largest page
 
 
 class ClientLike(Protocol):
@@ -20,6 +18,8 @@ class ClientLike(Protocol):
     def get(self, path: str, **params: Any) -> Any: ...
 
     def post(self, path: str, json: Any) -> Any: ...
+
+    def paged(self, path: str, limit: int = 1000, **params: Any) -> Iterator[dict[str, Any]]: ...
 
 
 def client_of(obj: Any = None, hub: Any = None) -> ClientLike:
@@ -63,22 +63,6 @@ def id_of(obj: Any, what: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     raise EvalhubError(f"expected {what} or its integer id, got {type(obj).__name__} {obj!r}")
-
-
-def get_all(
-    client: ClientLike, path: str, *, max_items: int = 100_000, **params: Any
-) -> list[dict[str, Any]]:
-    """Every item of a paged list endpoint, page by page (bounded by ``max_items``)."""
-    items: list[dict[str, Any]] = []
-    offset = 0
-    while len(items) < max_items:
-        page = client.get(path, limit=_PAGE, offset=offset, **params)
-        batch = page.get("items", [])
-        items.extend(batch)
-        offset += len(batch)
-        if not batch or offset >= int(page.get("total", 0)):
-            break
-    return items[:max_items]
 
 
 def parse_time(value: Any) -> float | None:
