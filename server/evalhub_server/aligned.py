@@ -6,10 +6,10 @@ unique index), so a row always equals what the aligned read used to compute by g
 a replaced sample (a retried attempt writing the same key again) counts once, and its new output and
 score replace the old ones in ``disagree``/``n_wrong`` (nothing is sticky).
 
-Concurrency (MariaDB, READ COMMITTED): before recomputing, the batch locks the rows of its keys in
-key order (an INSERT ... ON DUPLICATE KEY UPDATE of placeholders). Two batches of different runs that
-share keys therefore recompute one after the other, and the second one sees the first one's samples.
-SQLite has one writer at a time.
+Concurrency (MariaDB, READ COMMITTED): before recomputing, a samples batch locks its experiment's row
+(FOR UPDATE, after the run's row, which every writer of the run locks first). Two batches of different
+runs of one experiment therefore recompute one after the other, and the second one sees the first
+one's samples (its plain reads see what committed before them). SQLite has one writer at a time.
 """
 
 from __future__ import annotations
@@ -46,11 +46,12 @@ def refresh(conn: sa.Connection, backend: str, exp_id: int, task: str, keys: Ite
     ]
     if not run_ids:
         return
+    if backend == "mysql":
+        # Samples batches of one experiment's runs recompute one after the other (see the module doc).
+        conn.execute(sa.select(t.experiments.c.id).where(t.experiments.c.id == exp_id).with_for_update())
     a = t.aligned_samples
     for i in range(0, len(ordered), CHUNK):
         chunk = ordered[i : i + CHUNK]
-        if backend == "mysql":
-            _lock(conn, exp_id, task, chunk)
         stmt = sa.text(
             f"SELECT s.sample_key AS sample_key, {AGGREGATE} FROM samples s "
             "WHERE s.run_id IN :runs AND s.sample_key IN :keys GROUP BY s.sample_key"
@@ -60,29 +61,6 @@ def refresh(conn: sa.Connection, backend: str, exp_id: int, task: str, keys: Ite
             for m in conn.execute(stmt, {"runs": run_ids, "keys": chunk}).mappings()
         ]
         _upsert(conn, backend, a, rows)
-
-
-def _lock(conn: sa.Connection, exp_id: int, task: str, keys: list[str]) -> None:
-    """Take the row locks of ``keys`` (creating placeholders), in key order."""
-    from sqlalchemy.dialects.mysql import insert as mysql_insert
-
-    stmt = mysql_insert(t.aligned_samples).values(
-        [
-            {
-                "experiment_id": exp_id,
-                "task": task,
-                "sample_key": k,
-                "idx": None,
-                "n_runs": 0,
-                "n_wrong": 0,
-                "disagree": 0,
-                "any_wrong": 0,
-                "all_wrong": 0,
-            }
-            for k in keys
-        ]
-    )
-    conn.execute(stmt.on_duplicate_key_update({"n_runs": stmt.table.c.n_runs}))
 
 
 def _upsert(conn: sa.Connection, backend: str, table: sa.Table, rows: list[dict[str, object]]) -> None:
