@@ -1,18 +1,5 @@
 // evalhub RunMonitor: one row per run with status, progress, throughput, elapsed, ETA and error.
 
-/** @param {string} tag @param {Record<string, any>} [attrs] @param {...(Node|string|null|undefined)} kids */
-function h(tag, attrs = {}, ...kids) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else if (k === "class") node.className = v;
-    else node.setAttribute(k, String(v));
-  }
-  for (const kid of kids) if (kid !== null && kid !== undefined) node.append(kid);
-  return node;
-}
-
 /** @param {number|null|undefined} s */
 function duration(s) {
   if (s === null || s === undefined) return "";

@@ -10,7 +10,7 @@ import traitlets
 
 from evalhub.widgets._base import EvalhubWidget, fmt_number, html_table, text_table
 from evalhub.widgets._source import ClientLike, client_of, id_of, run_labels
-from evalhub.widgets._static import static_file
+from evalhub.widgets._static import esm_source
 
 if TYPE_CHECKING:
     import polars as pl
@@ -38,7 +38,7 @@ class ComparisonTable(EvalhubWidget):
     >>> table.to_polars()
     """
 
-    _esm = static_file("compare.js")
+    _esm = esm_source("compare.js")
 
     experiment_id = traitlets.Int(0).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)

@@ -13,7 +13,7 @@ import traitlets
 from evalhub.errors import EvalhubError
 from evalhub.widgets._base import EvalhubWidget, fmt_number
 from evalhub.widgets._source import ClientLike, client_of, id_of, run_labels
-from evalhub.widgets._static import static_file
+from evalhub.widgets._static import esm_source
 from evalhub.widgets._worddiff import word_diff
 
 _PREFETCH_TTL = 15.0  # seconds a prefetched page counts as fresh (runs may still be writing samples)
@@ -36,7 +36,7 @@ class OutputDiff(EvalhubWidget):
     >>> d.page["total"], d.page["items"][0]["cells"][0]["output"]
     """
 
-    _esm = static_file("diff.js")
+    _esm = esm_source("diff.js")
 
     experiment_id = traitlets.Int(0).tag(sync=True)
     tasks = traitlets.List(traitlets.Unicode()).tag(sync=True)

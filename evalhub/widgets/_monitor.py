@@ -11,7 +11,7 @@ import traitlets
 
 from evalhub.widgets._base import EvalhubWidget, html_table, text_table
 from evalhub.widgets._source import TERMINAL, ClientLike, client_of, id_of, parse_time, run_labels
-from evalhub.widgets._static import static_file
+from evalhub.widgets._static import esm_source
 
 
 class RunMonitor(EvalhubWidget):
@@ -24,7 +24,7 @@ class RunMonitor(EvalhubWidget):
     >>> mon.wait()                      # block until every run is terminal
     """
 
-    _esm = static_file("monitor.js")
+    _esm = esm_source("monitor.js")
 
     experiment_id = traitlets.Int(0).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)

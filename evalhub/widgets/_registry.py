@@ -8,7 +8,7 @@ import traitlets
 
 from evalhub.widgets._base import EvalhubWidget, text_table
 from evalhub.widgets._source import ClientLike, client_of
-from evalhub.widgets._static import static_file
+from evalhub.widgets._static import esm_source
 
 _KINDS = ("families", "models", "checkpoints", "tasks", "benchmarks")
 
@@ -21,7 +21,7 @@ class RegistryBrowser(EvalhubWidget):
     >>> evalhub.registry(hub)
     """
 
-    _esm = static_file("registry.js")
+    _esm = esm_source("registry.js")
 
     families = traitlets.List(traitlets.Dict()).tag(sync=True)
     models = traitlets.List(traitlets.Dict()).tag(sync=True)

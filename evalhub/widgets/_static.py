@@ -31,3 +31,12 @@ def static_file(name: str) -> Path:
     if not path.is_file():
         raise EvalhubError(f"evalhub widget file {name!r} is missing from {static_dir()}; reinstall evalhub")
     return path
+
+
+def esm_source(name: str) -> str:
+    """A widget's ES module with the shared DOM helpers (``_dom.js``) in front: one file each, no bundler."""
+    return (
+        static_file("_dom.js").read_text(encoding="utf-8")
+        + "\n"
+        + static_file(name).read_text(encoding="utf-8")
+    )
