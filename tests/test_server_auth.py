@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import ServerProcess
+    from _servers import ServerProcess
 
 ADMIN = "admin-secret-123"
 
@@ -21,7 +21,7 @@ def secured(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     """One token-auth server per backend for this module (tests use unique project names)."""
-    from conftest import ServerProcess, mysql_database
+    from _servers import ServerProcess, mysql_database
 
     folder = tmp_path_factory.mktemp(f"secured-{request.param}")
     with contextlib.ExitStack() as stack:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import ServerProcess
+    from _servers import ServerProcess
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import ServerProcess
+    from _servers import ServerProcess
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import httpx
 import sqlalchemy as sa
 
 if TYPE_CHECKING:
-    from conftest import ServerProcess
+    from _servers import ServerProcess
 
 
 def test_upgrade_from_empty_matches_the_models(db_url: str) -> None:
