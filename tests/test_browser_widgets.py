@@ -1,6 +1,6 @@
 """The widgets in a real JupyterLab 4.6 in headless Chromium: a notebook of %evalhub magics over
-data posted through the REST API (and, marked ray/slow, a real %%evalhub experiment on the tiny
-model). Screenshots are kept under test-artifacts/."""
+data posted through the REST API (the real %%evalhub experiment is test_browser_experiment.py).
+Screenshots are kept under test-artifacts/."""
 
 from __future__ import annotations
 
@@ -167,68 +167,3 @@ def test_registry_browser_lists_models_and_tasks(notebook_page: dict[str, Any]) 
     assert "Benchmarks" in reg.inner_text()
     reg.scroll_into_view_if_needed()
     screenshot(page, "browser-registry", reg)
-
-
-@pytest.mark.ray
-@pytest.mark.slow
-def test_experiment_cell_on_the_tiny_model_in_jupyterlab(hub: Any, tmp_path: Path) -> None:
-    """``%%evalhub experiment`` on the tiny model (local Ray, lm-eval): the monitor goes live to
-    all-completed, the table shows every run, the diff pages, the charts draw."""
-    _require_chromium()
-    from evalhub import tiny
-
-    built = tiny.build(tmp_path / "tiny", hub=hub, steps=300, save_every=100)
-    tiny.write_tasks(tmp_path / "tiny", n=40)
-    tiny.register_tasks(hub, tmp_path / "tiny")
-    root = tmp_path / "lab"
-    root.mkdir()
-    write_notebook(
-        root / "experiment.ipynb",
-        [
-            f"import evalhub\n%load_ext evalhub\n%config EvalhubMagics.url = {hub.url!r}\n%config EvalhubMagics.project = {hub.project!r}",
-            "%%evalhub experiment --no-wait\nname: tiny-progress\nmodels:\n  - model: tiny-gpt\n    checkpoints: all\n"
-            "tasks: [arith-add]\nconfig:\n  limit: 20\n  batch_size: 4\n",
-            "exp = _\nexp.wait(timeout=1200)\nexp.status()",
-            "evalhub.compare(exp, baseline='step-100')",
-            "evalhub.diff(exp, limit=5)",
-            "evalhub.curves(exp, 'exact_match')",
-            f"evalhub.curves({built.run_id}, 'loss', hub=exp.hub)",
-        ],
-    )
-    env = {"EVALHUB_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    env.update(EVALHUB_RAY_START_NICE="-10", EVALHUB_RAY_DASHBOARD="0")  # a busy box must not time Ray out
-    lab = Lab(root, env=env).start()
-    try:
-        with browser() as page:
-            open_and_run_all(page, lab, "experiment.ipynb", TIMEOUT)
-            monitor = page.locator(".evh-monitor")
-            monitor.wait_for(timeout=TIMEOUT)
-            assert monitor.locator("tr[data-run-id]").count() == 3
-            page.wait_for_selector('.evh-monitor[data-done="true"]', timeout=1_200_000)
-            statuses = monitor.locator("tr[data-run-id]").evaluate_all(
-                "rows => rows.map(r => r.dataset.status)"
-            )
-            assert statuses == ["completed"] * 3, monitor.inner_text()
-            screenshot(page, "browser-tiny-monitor", monitor)
-            kernel_idle(page, 1_200_000)
-            assert cell_errors(page) == []
-            table = page.locator(".evh-compare")
-            assert table.locator("tr[data-run-id]").count() == 3
-            assert table.locator('td[data-metric="exact_match"]').count() == 3
-            screenshot(page, "browser-tiny-compare", table)
-            diff = page.locator(".evh-diff")
-            assert diff.locator(".evh-sample").count() == 5 and diff.get_attribute("data-total") == "20"
-            diff.locator(".evh-toolbar .evh-next").first.click()
-            page.wait_for_selector('.evh-diff[data-offset="5"][data-loading="false"]', timeout=60_000)
-            screenshot(page, "browser-tiny-diff", diff)
-            page.wait_for_function(
-                "() => document.querySelectorAll('.vega-embed svg .mark-line path').length >= 2",
-                timeout=TIMEOUT,
-            )
-            charts = page.locator(".vega-embed")
-            for i in range(charts.count()):
-                charts.nth(i).scroll_into_view_if_needed()
-                screenshot(page, f"browser-tiny-curves-{i}", charts.nth(i))
-            screenshot(page, "browser-tiny-notebook")
-    finally:
-        lab.stop()
