@@ -106,4 +106,5 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     for marker in ("1/4 tracking server", "2/4 training", "3/4 evaluating", "4/4 comparison", "step-60"):
         assert marker in out, out
     assert out.count("completed") >= 6
+    assert "failed:" not in result.stderr, result.stderr  # only failed runs are listed as failed
     assert str(tmp_path / "home") in out

@@ -190,6 +190,16 @@ def test_experiment_with_runs_in_one_transaction(api: Api) -> None:
     assert api.get("/api/experiments")["total"] == 1
 
 
+def test_experiment_runs_filter_by_status(api: Api) -> None:
+    exp = experiment(api, n_runs=3)
+    first = exp["runs"][0]["id"]
+    api.post(f"/api/runs/{first}/status", {"status": "running"}, 200)
+    api.post(f"/api/runs/{first}/status", {"status": "failed", "error": "boom"}, 200)
+    failed = api.get(f"/api/experiments/{exp['id']}/runs", status="failed")
+    assert [r["id"] for r in failed["items"]] == [first] and failed["items"][0]["error"] == "boom"
+    assert api.get(f"/api/experiments/{exp['id']}/runs", status="queued")["total"] == 2
+
+
 def test_same_client_key_returns_the_first_experiment(api: Api) -> None:
     first = experiment(api, key="k-1")
     again = experiment(api, key="k-1", status=200)

@@ -335,11 +335,18 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
 
     @app.get("/api/experiments/{exp_id}/runs")
     def experiment_runs(
-        exp_id: int, limit: int = Limit, offset: int = Offset, c: Caller = Depends(caller)
+        exp_id: int,
+        limit: int = Limit,
+        offset: int = Offset,
+        status: str | None = None,
+        task: str | None = None,
+        c: Caller = Depends(caller),
     ) -> Any:
         paged(limit, offset)
         runs.get_experiment(c.project_id, exp_id)
-        return JSON(runs.list_runs(c.project_id, limit, offset, experiment_id=exp_id))
+        return JSON(
+            runs.list_runs(c.project_id, limit, offset, experiment_id=exp_id, status=status, task=task)
+        )
 
     @app.get("/api/experiments/{exp_id}/compare")
     def compare(exp_id: int, c: Caller = Depends(caller)) -> Any:
