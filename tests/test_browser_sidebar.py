@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _lab import CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -33,14 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILT = ROOT / "extension" / "evalhub_jupyter" / "labextension"
 ARTIFACTS = ROOT / "test-artifacts" / "browser_sidebar"
 CHROMIUM = os.environ.get("EVALHUB_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 RAY_DASHBOARD = "http://127.0.0.1:8265"
 TIMEOUT_MS = 60_000
 
