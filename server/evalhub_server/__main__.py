@@ -4,4 +4,6 @@ import sys
 
 from .runner import main
 
-sys.exit(main())
+# Guarded: worker processes (spawned, ``--workers N``) import this module again as ``__mp_main__``.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -42,7 +42,9 @@ def refresh(conn: sa.Connection, backend: str, exp_id: int, task: str, keys: Ite
     r = t.runs.c
     run_ids = [
         int(x)
-        for x in conn.execute(sa.select(r.id).where(r.experiment_id == exp_id, r.task == task)).scalars()
+        for x in conn.execute(
+            sa.select(r.id).where(r.experiment_id == exp_id, r.task == task, r.archived_at.is_(None))
+        ).scalars()
     ]
     if not run_ids:
         return

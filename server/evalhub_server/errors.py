@@ -25,6 +25,13 @@ class Unauthorized(ApiError):
     code = "unauthorized"
 
 
+class Forbidden(ApiError):
+    """A valid token asking for what it may not do (a label as another person)."""
+
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(ApiError):
     status = 404
     code = "not_found"
@@ -33,6 +40,12 @@ class NotFound(ApiError):
 class Conflict(ApiError):
     status = 409
     code = "conflict"
+
+
+class StaleAttempt(Conflict):
+    """Events or a status change from an attempt that is not the run's current one."""
+
+    code = "stale_attempt"
 
 
 class TooLarge(ApiError):

@@ -1,5 +1,9 @@
 """Event ingest: one transaction per batch, deduplicated by the (run, stream) high-water mark.
 
+A batch names the attempt it writes for: a stale attempt's batch is refused whole (409), a current
+one renews the attempt's lease (an empty batch is a heartbeat). Status events go through the state
+machine (:mod:`.lifecycle`); an illegal one is rejected alone, so a stream never jams.
+
 Writers of one run serialize on the run's row (MySQL ``FOR UPDATE``; SQLite has one writer anyway),
 so the latest-value rows are read, merged and written once per key per batch without races.
 Points go in with one ``executemany`` (pymysql turns it into multi-row INSERTs).
@@ -12,20 +16,36 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from . import aligned, rollup
+from evalhub.protocol import to_wire
+
+from . import aligned, cache, lifecycle, rollup
 from . import tables as t
 from .db import Database
+from .errors import StaleAttempt
+from .numbers import store, store_or_none
 from .rows import dump, now
-from .runs import RunStore, transition
+from .runs import RunStore
 
 
 def apply_batch(
-    db: Database, runs: RunStore, pid: int, run_id: int, stream: str, events: list[Any]
+    db: Database,
+    runs: RunStore,
+    pid: int,
+    run_id: int,
+    stream: str,
+    events: list[Any],
+    attempt: int | None = None,
 ) -> dict[str, Any]:
     """Apply the events of ``stream`` above its high-water mark; returns the answer of the API."""
+    lease_s = runs.lease_s
 
     def tx(conn: sa.Connection) -> dict[str, Any]:
         before = runs.lock_run(conn, pid, run_id)
+        if attempt is not None:
+            stale = lifecycle.stale_attempt(before, attempt)
+            if stale:
+                raise StaleAttempt(stale, field="body.attempt")
+        ts = now()
         es = t.event_streams.c
         last = conn.execute(
             sa.select(es.last_seq).where(es.run_id == run_id, es.stream == stream).with_for_update()
@@ -39,15 +59,26 @@ def apply_batch(
         duplicates = len(events) - len(fresh)
         run = dict(before)
         rejected: list[dict[str, Any]] = []
-        points: list[tuple[str, int, float, float | None]] = []
+        points: list[tuple[str, int, float | None, float | None]] = []
         metric_values: dict[str, float] = {}
+        directions: dict[str, bool] = {}
         sample_rows: dict[str, dict[str, Any]] = {}
         log_rows: list[dict[str, Any]] = []
         artifact_rows: dict[str, dict[str, Any]] = {}
+        cached: dict[str, str] = {}
         for ev in fresh:
             kind = ev.type
             if kind == "status":
-                problem = transition(run, ev.status, error=ev.error, worker=ev.worker)
+                if ev.work_key is not None:
+                    run["work_key"] = ev.work_key
+                problem = lifecycle.transition(
+                    run,
+                    ev.status,
+                    now=ts,
+                    lease_s=lease_s,
+                    error=ev.error,
+                    worker=dump(ev.worker) if ev.worker is not None else None,
+                )
                 if problem:
                     rejected.append({"seq": ev.seq, "error": problem})
             elif kind == "progress":
@@ -55,17 +86,21 @@ def apply_batch(
                 if ev.total is not None:
                     run["progress_total"] = ev.total
             elif kind == "series":
-                points.extend((p.key, p.step, p.value, p.wall_time) for p in ev.points)
+                points.extend((p.key, p.step, store(p.value), p.wall_time) for p in ev.points)
             elif kind == "metrics":
                 metric_values.update(ev.values)
+                if ev.higher_is_better:
+                    directions.update(ev.higher_is_better)
             elif kind == "samples":
                 for s in ev.samples:
-                    sample_rows[s.sample_key] = _sample_row(run_id, s)
+                    sample_rows[s.sample_key] = sample_row(run_id, s)
             elif kind == "log":
                 log_rows.extend(
                     {"run_id": run_id, "level": ln.level, "message": ln.message, "wall_time": ln.wall_time}
                     for ln in ev.lines
                 )
+            elif kind == "cache":
+                cached.update((e.key, e.value) for e in ev.entries)
             elif kind == "artifact":
                 artifact_rows[ev.name] = {
                     "run_id": run_id,
@@ -78,23 +113,27 @@ def apply_batch(
         if points:
             write_points(db, conn, run_id, points)
         if metric_values:
-            ts = now()
             db.upsert(
                 conn,
                 t.metrics,
                 [
-                    {"run_id": run_id, "key": k, "value": v, "updated_at": ts}
+                    {
+                        "run_id": run_id,
+                        "key": k,
+                        "value": store(v),
+                        "higher_is_better": None if k not in directions else int(directions[k]),
+                        "updated_at": ts,
+                    }
                     for k, v in metric_values.items()
                 ],
-                update=("value", "updated_at"),
+                update=("value", "higher_is_better", "updated_at"),
             )
         if sample_rows:
-            cols = [c for c in next(iter(sample_rows.values())) if c not in ("run_id", "sample_key")]
-            db.upsert(conn, t.samples, list(sample_rows.values()), update=cols)
-            if before["experiment_id"] is not None and before["task"]:
-                aligned.refresh(conn, db.backend, int(before["experiment_id"]), before["task"], sample_rows)
+            write_samples(db, conn, before, sample_rows)
         if log_rows:
             conn.execute(t.logs.insert(), log_rows)
+        if cached:
+            cache.store(db, conn, pid, cached)
         if artifact_rows:
             db.upsert(
                 conn,
@@ -102,6 +141,8 @@ def apply_batch(
                 list(artifact_rows.values()),
                 update=("uri", "size", "sha256", "created_at"),
             )
+        if attempt is None or attempt == int(run["attempt"]):
+            lifecycle.renew(run, now=ts, lease_s=lease_s)
         runs.save_run(conn, before, run)
         if fresh:
             if last is None:
@@ -117,23 +158,36 @@ def apply_batch(
             "duplicates": duplicates,
             "rejected": rejected,
             "run_status": run["status"],
+            "attempt": int(run["attempt"]),
+            "lease_s": lease_s,
         }
 
     return db.write(tx)
 
 
-def _sample_row(run_id: int, s: Any) -> dict[str, Any]:
+def write_samples(db: Database, conn: sa.Connection, run: dict[str, Any], rows: dict[str, dict[str, Any]]) -> None:
+    """Store ``rows`` (sample key -> :func:`sample_row`) of ``run`` (its row, locked by the caller): a
+    row replaces the stored one of its key."""
+    cols = [c for c in next(iter(rows.values())) if c not in ("run_id", "sample_key")]
+    db.upsert(conn, t.samples, list(rows.values()), update=cols)
+    if run["experiment_id"] is not None and run["task"]:
+        aligned.refresh(conn, db.backend, int(run["experiment_id"]), run["task"], rows)
+
+
+def sample_row(run_id: int, s: Any) -> dict[str, Any]:
+    """The column values of a :class:`~evalhub.protocol.Sample` of run ``run_id``."""
     return {
         "run_id": run_id,
         "sample_key": s.sample_key,
         "sample_index": s.index,
+        "task": s.task,
         "prompt": s.prompt,
         "reference": s.reference,
         "output": s.output,
         "filtered_output": s.filtered_output,
-        "scores": dump(s.scores),
-        "primary_score": s.primary_score,
-        "latency_ms": s.latency_ms,
+        "scores": dump(to_wire(s.scores)),
+        "primary_score": store_or_none(s.primary_score),
+        "latency_ms": store_or_none(s.latency_ms),
         "tokens_in": s.tokens_in,
         "tokens_out": s.tokens_out,
         "extra": dump(s.extra) if s.extra is not None else None,
@@ -141,7 +195,7 @@ def _sample_row(run_id: int, s: Any) -> dict[str, Any]:
 
 
 def write_points(
-    db: Database, conn: sa.Connection, run_id: int, points: list[tuple[str, int, float, float | None]]
+    db: Database, conn: sa.Connection, run_id: int, points: list[tuple[str, int, float | None, float | None]]
 ) -> None:
     """Store points (key, step, value, wall_time) and merge each key's latest row once."""
     wall_default = time.time()

@@ -10,10 +10,16 @@ from . import rollup
 from . import tables as t
 from .db import Database
 from .errors import Invalid, NotFound
-from .rows import count, iso, like_pattern, load, page
+from .numbers import wire, wire_column, wire_or_none
+from .rows import count, driver_rows, iso, like_pattern, load, page
 from .runs import RunStore
 
-MAX_POINTS = 10_000
+FILTERS = ("all", "disagree", "any_wrong", "all_wrong", "mixed")
+"""Aligned samples: every one; the runs' outputs differ; any run wrong; every run wrong; the runs disagree
+on correctness (some right, some wrong)."""
+MAX_KEYS = 200
+MAX_POINTS = 100_000  # a downsampled read (a raw read pages through every point instead)
+RAW_PAGE = 100_000
 
 # Bucket of a point: the step range [lo, hi] cut into :n equal buckets. Integer arithmetic on both
 # backends (SQLite's "/" on integers truncates; MySQL needs DIV).
@@ -52,7 +58,7 @@ class ReadStore:
                 .where(t.metrics.c.run_id == run_id)
                 .order_by(t.metrics.c.key)
             )
-            return {"metrics": {r.key: r.value for r in rows}}
+            return {"metrics": {r.key: wire(r.value) for r in rows}}
 
     def series_keys(self, pid: int, run_id: int) -> dict[str, Any]:
         sl = t.series_latest.c
@@ -64,7 +70,7 @@ class ReadStore:
                     "key": m["key"],
                     "count": int(m["count"]),
                     "last_step": m["last_step"],
-                    "last_value": m["last_value"],
+                    "last_value": wire(m["last_value"]),
                     "min_step": m["min_step"],
                     "max_step": m["max_step"],
                 }
@@ -142,7 +148,10 @@ class ReadStore:
                 rows = cur.fetchall()
             finally:
                 cur.close()
-            points = [{"step": s, "value": v, "min": v, "max": v, "wall_time": w} for s, v, w in rows]
+            points = []
+            for s, v, w in rows:
+                value = wire(v)
+                points.append({"step": s, "value": value, "min": value, "max": value, "wall_time": w})
             return {"key": key, "total": total, "downsampled": False, "points": points}
         if min_step is None and max_step is None:
             how = rollup.plan(lo, hi, max_points)
@@ -154,8 +163,59 @@ class ReadStore:
         ).fetchall()
         by_step: dict[int, dict[str, Any]] = {}
         for s, v, mn, mx, w in rows:  # several points at the last step: the one stored last wins
-            by_step[s] = {"step": s, "value": v, "min": mn, "max": mx, "wall_time": w}
+            by_step[s] = {"step": s, "value": wire(v), "min": wire(mn), "max": wire(mx), "wall_time": w}
         return {"key": key, "total": total, "downsampled": True, "points": list(by_step.values())}
+
+    def raw_points(
+        self, pid: int, run_id: int, key: str, after: str | None, limit: int = 50_000
+    ) -> dict[str, Any]:
+        """One page of every raw point of a series, in step order; ``next`` is the cursor of the
+        next page. A page never splits the points of one step, so it may hold a few more than
+        ``limit``; the cursor is the last step it holds."""
+        if not 1 <= limit <= RAW_PAGE:
+            raise Invalid(f"limit must be between 1 and {RAW_PAGE}, got {limit}", field="query.limit")
+        after_step: int | None = None
+        if after:
+            try:
+                after_step = int(after)
+                if not -(2**63) <= after_step < 2**63:
+                    raise ValueError
+            except ValueError:
+                raise Invalid(
+                    f"after must be the cursor of a page (a step), got '{after}'", field="query.after"
+                ) from None
+        sl, sp = t.series_latest.c, t.series_points.c
+        with self.db.read() as conn:
+            self._check_run(conn, pid, run_id)
+            head = conn.execute(
+                sa.select(sl.id, sl.count.label("n")).where(sl.run_id == run_id, sl.key == key)
+            ).first()
+            if head is None:
+                return {"key": key, "total": 0, "step": [], "value": [], "wall_time": [], "next": None}
+            columns = sp.step, sp.value, sp.wall_time
+            q = sa.select(*columns).where(sp.series_id == head.id)
+            if after_step is not None:
+                q = q.where(sp.step > after_step)
+            rows = driver_rows(conn, q.order_by(sp.step).limit(limit))
+            more = len(rows) == limit
+            if more:  # the rest of the last step's points, so that no step is split between pages
+                last = rows[-1][0]
+                cut = len(rows)
+                while cut and rows[cut - 1][0] == last:
+                    cut -= 1
+                rows = rows[:cut] + driver_rows(
+                    conn, sa.select(*columns).where(sp.series_id == head.id, sp.step == last)
+                )
+                more = (
+                    conn.execute(
+                        sa.select(sp.step).where(sp.series_id == head.id, sp.step > last).limit(1)
+                    ).first()
+                    is not None
+                )
+        steps, values, walls = (list(c) for c in zip(*rows, strict=True)) if rows else ([], [], [])
+        cursor = str(steps[-1]) if more and steps else None
+        return {"key": key, "total": int(head.n), "step": steps, "value": wire_column(values),
+                "wall_time": walls, "next": cursor}  # fmt: skip
 
     def samples(self, pid: int, run_id: int, limit: int, offset: int) -> dict[str, Any]:
         s = t.samples.c
@@ -164,6 +224,23 @@ class ReadStore:
             self._check_run(conn, pid, run_id)
             items = [sample_dict(r) for r in conn.execute(q.limit(limit).offset(offset))]
             return page(items, count(conn, q), limit, offset)
+
+    def sample_scores(self, pid: int, run_id: int, after: str | None, limit: int) -> dict[str, Any]:
+        """Every sample's key, subtask and scores, in key order, one page at a time (what paired
+        statistics align): the scores go out as stored, without decoding them here."""
+        s = t.samples.c
+        q = sa.select(s.sample_key, s.task, s.scores).where(s.run_id == run_id)
+        if after:
+            q = q.where(s.sample_key > after)
+        with self.db.read() as conn:
+            self._check_run(conn, pid, run_id)
+            rows = conn.execute(q.order_by(s.sample_key).limit(limit + 1)).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [
+            {"sample_key": k, "task": task, "scores": _json_fragment(scores)} for k, task, scores in rows
+        ]
+        return {"run_id": run_id, "items": items, "next": rows[-1][0] if more and rows else None}
 
     def logs(self, pid: int, run_id: int, limit: int, offset: int) -> dict[str, Any]:
         lg = t.logs.c
@@ -178,23 +255,32 @@ class ReadStore:
 
     # ---- experiments ----------------------------------------------------------------------------
 
-    def compare(self, pid: int, exp_id: int) -> dict[str, Any]:
-        runs = self.runs.list_runs(pid, 1000, 0, experiment_id=exp_id)["items"]
+    def compare(self, pid: int, exp_id: int, limit: int = 1000, offset: int = 0) -> dict[str, Any]:
+        """One page of the experiment's runs (by id) with their metrics; ``total`` counts them all."""
+        listed = self.runs.list_runs(pid, limit, offset, experiment_id=exp_id)
+        runs = listed["items"]
         with self.db.read() as conn:
             self.runs._experiment_row(conn, pid, exp_id)
             ids = [r["id"] for r in runs]
-            values: dict[int, dict[str, float]] = {i: {} for i in ids}
+            values: dict[int, dict[str, float | str]] = {i: {} for i in ids}
+            directions: dict[str, bool] = {}
             if ids:
                 for row in conn.execute(
-                    sa.select(t.metrics.c.run_id, t.metrics.c.key, t.metrics.c.value).where(
-                        t.metrics.c.run_id.in_(ids)
-                    )
+                    sa.select(
+                        t.metrics.c.run_id, t.metrics.c.key, t.metrics.c.value, t.metrics.c.higher_is_better
+                    ).where(t.metrics.c.run_id.in_(ids))
                 ):
-                    values[int(row.run_id)][row.key] = row.value
+                    values[int(row.run_id)][row.key] = wire(row.value)
+                    if row.higher_is_better is not None:
+                        directions[row.key] = bool(row.higher_is_better)
         keys = sorted({k for v in values.values() for k in v})
         return {
             "experiment_id": exp_id,
+            "total": listed["total"],
+            "limit": limit,
+            "offset": offset,
             "metrics": keys,
+            "higher_is_better": {k: directions[k] for k in keys if k in directions},
             "runs": [
                 {
                     "run_id": r["id"],
@@ -212,19 +298,26 @@ class ReadStore:
         }
 
     def aligned_samples(
-        self, pid: int, exp_id: int, task: str | None, filter: str, q: str | None, limit: int, offset: int
+        self,
+        pid: int,
+        exp_id: int,
+        task: str | None,
+        filter: str,
+        q: str | None,
+        limit: int,
+        offset: int,
+        keys: list[str] | None = None,
     ) -> dict[str, Any]:
-        if filter not in ("all", "disagree", "any_wrong", "all_wrong"):
-            raise Invalid(
-                f"filter must be one of all, disagree, any_wrong, all_wrong; got '{filter}'",
-                field="query.filter",
-            )
+        if filter not in FILTERS:
+            raise Invalid(f"filter must be one of {', '.join(FILTERS)}; got '{filter}'", field="query.filter")
         r, s = t.runs.c, t.samples.c
         with self.db.read() as conn:
             self.runs._experiment_row(conn, pid, exp_id)
             tasks = sorted(
                 x
-                for x in conn.execute(sa.select(r.task).where(r.experiment_id == exp_id).distinct()).scalars()
+                for x in conn.execute(
+                    sa.select(r.task).where(r.experiment_id == exp_id, r.archived_at.is_(None)).distinct()
+                ).scalars()
                 if x
             )
             if task is None:
@@ -237,17 +330,24 @@ class ReadStore:
             elif task not in tasks:
                 raise NotFound(f"experiment {exp_id} has no runs of task '{task}'", field="query.task")
             run_rows = conn.execute(
-                sa.select(r.id, r.name).where(r.experiment_id == exp_id, r.task == task).order_by(r.id)
+                sa.select(r.id, r.name)
+                .where(r.experiment_id == exp_id, r.task == task, r.archived_at.is_(None))
+                .order_by(r.id)
             ).all()
             run_ids = [int(x.id) for x in run_rows]
             # The keys come from the aligned table (kept at ingest): the filters and the order are index
             # range scans there, and only the page's samples are read.
             a = t.aligned_samples.c
+            wanted = keys
             keys = sa.select(a.sample_key, a.idx).where(a.experiment_id == exp_id, a.task == task)
-            if filter != "all":
+            if filter == "mixed":  # the runs disagree on correctness: some right, some wrong
+                keys = keys.where(a.any_wrong == 1, a.all_wrong == 0)
+            elif filter != "all":
                 keys = keys.where(getattr(a, filter) == 1)
+            if wanted is not None:
+                keys = keys.where(a.sample_key.in_(wanted))
             # MariaDB's optimizer tends to take the order index and read every row for the filter.
-            index = "order" if filter == "all" else filter
+            index = "order" if filter in ("all", "mixed") or wanted is not None else filter
             keys = keys.with_hint(t.aligned_samples, f"FORCE INDEX (ix_aligned_samples_{index})", "mysql")
             if q:
                 pattern = like_pattern(q)
@@ -293,7 +393,7 @@ class ReadStore:
                         "output": row.output,
                         "filtered_output": row.filtered_output,
                         "scores": load(row.scores, {}),
-                        "primary_score": row.primary_score,
+                        "primary_score": wire_or_none(row.primary_score),
                     }
         return {
             "task": task,
@@ -305,18 +405,31 @@ class ReadStore:
         }
 
 
+def _json_fragment(text: str | None) -> Any:
+    """Stored JSON text handed to the answer as it is (orjson writes it verbatim)."""
+    if text is None:
+        return {}
+    try:
+        import orjson
+
+        return orjson.Fragment(text)
+    except (ImportError, AttributeError):
+        return load(text, {})
+
+
 def sample_dict(row: Any) -> dict[str, Any]:
     m = row._mapping
     return {
         "sample_key": m["sample_key"],
         "index": m["sample_index"],
+        "task": m["task"],
         "prompt": m["prompt"],
         "reference": m["reference"],
         "output": m["output"],
         "filtered_output": m["filtered_output"],
         "scores": load(m["scores"], {}),
-        "primary_score": m["primary_score"],
-        "latency_ms": m["latency_ms"],
+        "primary_score": wire_or_none(m["primary_score"]),
+        "latency_ms": wire_or_none(m["latency_ms"]),
         "tokens_in": m["tokens_in"],
         "tokens_out": m["tokens_out"],
         "extra": load(m["extra"], None),

@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .numbers import wire
 from .tables import ROLLUP_SHIFTS
 
 _COLS = "series_id, lvl, blk, n, vmin, vmax, last_step, last_value, last_wall"
@@ -18,8 +19,8 @@ _UPSERT_SQLITE = f"""
 INSERT INTO series_blocks ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (series_id, lvl, blk) DO UPDATE SET
   n = n + excluded.n,
-  vmin = min(vmin, excluded.vmin),
-  vmax = max(vmax, excluded.vmax),
+  vmin = min(coalesce(vmin, excluded.vmin), coalesce(excluded.vmin, vmin)),
+  vmax = max(coalesce(vmax, excluded.vmax), coalesce(excluded.vmax, vmax)),
   last_value = CASE WHEN excluded.last_step >= last_step THEN excluded.last_value ELSE last_value END,
   last_wall = CASE WHEN excluded.last_step >= last_step THEN excluded.last_wall ELSE last_wall END,
   last_step = max(last_step, excluded.last_step)
@@ -30,16 +31,30 @@ _UPSERT_MYSQL = f"""
 INSERT INTO series_blocks ({_COLS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON DUPLICATE KEY UPDATE
   n = n + VALUES(n),
-  vmin = LEAST(vmin, VALUES(vmin)),
-  vmax = GREATEST(vmax, VALUES(vmax)),
+  vmin = LEAST(COALESCE(vmin, VALUES(vmin)), COALESCE(VALUES(vmin), vmin)),
+  vmax = GREATEST(COALESCE(vmax, VALUES(vmax)), COALESCE(VALUES(vmax), vmax)),
   last_value = IF(VALUES(last_step) >= last_step, VALUES(last_value), last_value),
   last_wall = IF(VALUES(last_step) >= last_step, VALUES(last_wall), last_wall),
   last_step = GREATEST(last_step, VALUES(last_step))
 """
 
 
-def blocks(points: Iterable[tuple[int, int, float, float | None]]) -> list[tuple[Any, ...]]:
-    """(series_id, step, value, wall) in arrival order -> rows of every level for the upsert."""
+def _lo(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None or a <= b else b
+
+
+def _hi(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None or a >= b else b
+
+
+def blocks(points: Iterable[tuple[int, int, float | None, float | None]]) -> list[tuple[Any, ...]]:
+    """(series_id, step, value, wall) in arrival order -> rows of every level for the upsert.
+
+    A stored value may be None (NaN): min and max skip it; it can still be a block's last value."""
     level: dict[
         tuple[int, int], list[Any]
     ] = {}  # (sid, blk) -> [n, vmin, vmax, last_step, last_value, last_wall]
@@ -51,10 +66,9 @@ def blocks(points: Iterable[tuple[int, int, float, float | None]]) -> list[tuple
             level[key] = [1, value, value, step, value, wall]
             continue
         b[0] += 1
-        if value < b[1]:
-            b[1] = value
-        if value > b[2]:
-            b[2] = value
+        if value is not None:
+            b[1] = _lo(b[1], value)
+            b[2] = _hi(b[2], value)
         if step >= b[3]:
             b[3], b[4], b[5] = step, value, wall
     rows: list[tuple[Any, ...]] = []
@@ -71,10 +85,8 @@ def blocks(points: Iterable[tuple[int, int, float, float | None]]) -> list[tuple
                 parent[key] = [n, lo, hi, ls, lv, lw]
                 continue
             p[0] += n
-            if lo < p[1]:
-                p[1] = lo
-            if hi > p[2]:
-                p[2] = hi
+            p[1] = _lo(p[1], lo)
+            p[2] = _hi(p[2], hi)
             if ls >= p[3]:
                 p[3], p[4], p[5] = ls, lv, lw
         level = parent
@@ -126,4 +138,7 @@ def read(
     rows = conn.execute(
         _READ_SQL[backend], {"sid": series_id, "lvl": level, "first": first, "k": per_bucket}
     ).fetchall()
-    return [{"step": s, "value": v, "min": lo, "max": hi, "wall_time": w} for s, v, lo, hi, w in rows]
+    return [
+        {"step": s, "value": wire(v), "min": wire(lo), "max": wire(hi), "wall_time": w}
+        for s, v, lo, hi, w in rows
+    ]
