@@ -15,9 +15,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from evalhub import errors
+from evalhub._version import __version__
 from evalhub.errors import EvalhubError
-
-__version__ = "0.1.0"
 
 # public name -> module that defines it; imported on first access.
 _LAZY = {
@@ -30,13 +29,15 @@ _LAZY = {
     "curves": "evalhub.widgets",
     "monitor": "evalhub.widgets",
     "registry": "evalhub.widgets",
+    "images": "evalhub.widgets",
+    "annotate": "evalhub.widgets",
 }
 
 if TYPE_CHECKING:
     from evalhub.experiment import Experiment
     from evalhub.hub import Hub, connect
     from evalhub.tracking import Run
-    from evalhub.widgets import compare, curves, diff, monitor, registry
+    from evalhub.widgets import annotate, compare, curves, diff, images, monitor, registry
 
 
 def __getattr__(name: str) -> Any:
@@ -59,11 +60,13 @@ __all__ = [
     "Hub",
     "Run",
     "__version__",
+    "annotate",
     "compare",
     "connect",
     "curves",
     "diff",
     "errors",
+    "images",
     "load_ipython_extension",
     "monitor",
     "registry",

@@ -69,8 +69,11 @@ def read_server_json(folder: Path) -> dict[str, Any] | None:
 
 
 @contextlib.contextmanager
-def _locked(folder: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
-    with open(folder / "server.lock", "a+") as fh:
+def file_lock(lock: Path, timeout: float = LOCK_TIMEOUT, starting: str = "evalhub is starting",
+              poll: float = 0.05) -> Iterator[None]:  # fmt: skip
+    """Hold an exclusive ``flock`` on ``lock`` (the one-starter-at-a-time lock of a folder); an
+    EvalhubError naming the file when another process holds it for over ``timeout`` seconds."""
+    with open(lock, "a+") as fh:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -79,14 +82,18 @@ def _locked(folder: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     raise EvalhubError(
-                        f"another process holds {folder / 'server.lock'} for over {timeout:.0f}s; "
-                        "if no evalhub is starting, delete that file and retry"
+                        f"another process holds {lock} for over {timeout:.0f}s; "
+                        f"if no {starting}, delete that file and retry"
                     ) from None
-                time.sleep(0.05)
+                time.sleep(poll)
         try:
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _locked(folder: Path, timeout: float = LOCK_TIMEOUT) -> contextlib.AbstractContextManager[None]:
+    return file_lock(folder / "server.lock", timeout)
 
 
 def _running(folder: Path) -> dict[str, Any] | None:

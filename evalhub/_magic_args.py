@@ -7,8 +7,9 @@ from typing import Any, NoReturn
 
 from IPython.core.error import UsageError
 
+from evalhub.protocol import STATUSES
+
 FILTERS = ("all", "disagree", "any_wrong", "all_wrong")
-STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 
 
 class HelpShown(Exception):

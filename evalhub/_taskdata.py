@@ -22,6 +22,8 @@ _TASK_TYPES = {
     "loglikelihood_rolling": "lm",
 }
 _LOWER_IS_BETTER = {"perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte", "ter"}
+# lm-eval's corpus-level metrics aggregate with a function of their own (sacrebleu over all samples)
+_AGGREGATIONS = {"bleu": "bleu", "chrf": "chrf", "chrf++": "chrf++", "ter": "ter"}
 _GENERATION_DEFAULTS = {"until": ["\n"], "max_gen_toks": 32, "do_sample": False}
 
 # Jinja words that are not columns.
@@ -210,7 +212,11 @@ def task_config(
         "doc_to_choice": doc_to_choice,
         "generation_kwargs": generation_kwargs,
         "metric_list": [
-            {"metric": m, "aggregation": "mean", "higher_is_better": m not in _LOWER_IS_BETTER}
+            {
+                "metric": m,
+                "aggregation": _AGGREGATIONS.get(m, "mean"),
+                "higher_is_better": m not in _LOWER_IS_BETTER,
+            }
             for m in metric_names
         ],
         "num_fewshot": int(num_fewshot),

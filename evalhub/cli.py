@@ -23,6 +23,9 @@ COMMANDS: dict[str, str] = {
     "run": "evalhub.commands.run:run",
     "demo": "evalhub.commands.run:demo",
     "cancel": "evalhub.commands.run:cancel",
+    "attach": "evalhub.commands.run:attach",
+    "resume": "evalhub.commands.run:resume",
+    "ray": "evalhub.commands.cluster:ray_group",
     "tiny": "evalhub.commands.tiny:tiny",
     "serve-openai": "evalhub.commands.serve:serve_openai",
 }

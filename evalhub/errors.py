@@ -83,17 +83,41 @@ class RepoConfigError(EvalhubError):
         self.reason = message
 
 
+class IncompatibleServer(EvalhubError):
+    """The tracking server speaks another version of the contract than this client (names both)."""
+
+
+class ClusterError(EvalhubError):
+    """The Ray cluster cannot take an experiment as asked: an address that does not answer, resources
+    no node has, files or a ``runtime_env`` that cannot be shipped (the message names which)."""
+
+
 class RunFailed(EvalhubError):
     """One or more runs of an experiment ended ``failed``."""
 
 
+class MissingExtra(EvalhubError, ImportError):
+    """A part of evalhub needs a package of an extra that is not installed: names the extra.
+
+    ``extra`` is the extra (``notebook``), ``module`` the missing top-level module (``polars``).
+    """
+
+    def __init__(self, message: str, *, extra: str, module: str) -> None:
+        super().__init__(message, name=module)
+        self.extra = extra
+        self.module = module
+
+
 __all__ = [
     "AdapterError",
+    "ClusterError",
     "Conflict",
     "ConnectionFailed",
     "EvalhubError",
+    "IncompatibleServer",
     "InvalidInput",
     "InvalidValue",
+    "MissingExtra",
     "NotFound",
     "PayloadTooLarge",
     "RepoConfigError",

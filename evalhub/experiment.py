@@ -13,21 +13,21 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from evalhub._frames import compare_frame, comparison, kind_frame
+from evalhub.client import client_of
 from evalhub.errors import EvalhubError
+from evalhub.protocol import ACTIVE, number_from_wire
 
 if TYPE_CHECKING:
     import polars as pl
-
-    from evalhub.hub import Hub
-
-ACTIVE = ("queued", "running")
 
 
 class Experiment:
     """An experiment on the tracking server; everything is read from the server when asked."""
 
-    def __init__(self, hub: Hub, experiment_id: int, data: dict[str, Any] | None = None) -> None:
-        self.hub = hub
+    def __init__(self, source: Any, experiment_id: int, data: dict[str, Any] | None = None) -> None:
+        self.client = client_of(source)
+        self.hub: Any = source  # what it was made from (a Hub, or a Client): widgets read through it
         self.id = int(experiment_id)
         self._data = data
         self._driver: threading.Thread | None = None
@@ -38,7 +38,7 @@ class Experiment:
 
     def info(self) -> dict[str, Any]:
         """The experiment as the server has it now (status, counts, progress, spec)."""
-        data: dict[str, Any] = self.hub.client.get(f"/experiments/{self.id}")
+        data: dict[str, Any] = self.client.get(f"/experiments/{self.id}")
         self._data = data
         return data
 
@@ -54,11 +54,24 @@ class Experiment:
 
     def runs(self) -> pl.DataFrame:
         """The experiment's runs as a DataFrame."""
-        return self.hub.runs(experiment_id=self.id)
+        return kind_frame("runs", list(self.client.paged("/runs", experiment_id=self.id)))
 
-    def compare(self) -> pl.DataFrame:
-        """One row per run, one column per metric."""
-        return self.hub.compare(self.id)
+    def compare(
+        self, baseline: str | int | None = None, *, seed: int = 0, resamples: int | None = None
+    ) -> pl.DataFrame:
+        """One row per run, one column per metric.
+
+        With a ``baseline`` (a checkpoint name, ``model/checkpoint``, a run name or id), every other run
+        of each task gets, per metric with per-sample scores, ``<metric>_delta``, ``_delta_low``,
+        ``_delta_high`` (95% interval), ``_p_value`` and ``_p_holm`` (Holm across the runs compared) and
+        ``_test`` (McNemar's exact test for 0/1 scores, else a paired bootstrap from ``seed``), computed on
+        the items both runs answered (see :mod:`evalhub.services.comparison`).
+        """
+        if baseline is None:
+            return compare_frame(comparison(self.client, self.id))
+        from evalhub.services.comparison import paired_comparison
+
+        return paired_comparison(self.client, self.id, baseline, seed=seed, resamples=resamples)
 
     def samples(
         self, task: str | None = None, filter: str = "all", q: str | None = None, limit: int | None = None
@@ -76,7 +89,7 @@ class Experiment:
         labels: dict[str, str] = {}
         offset = 0
         while True:
-            answer = self.hub.client.get(
+            answer = self.client.get(
                 f"/experiments/{self.id}/samples",
                 task=task,
                 filter=filter,
@@ -94,7 +107,7 @@ class Experiment:
                     out = outputs.get(run_id) or {}
                     text = out.get("filtered_output")
                     row[label] = text if text is not None else out.get("output")
-                    row[f"{label}:score"] = out.get("primary_score")
+                    row[f"{label}:score"] = number_from_wire(out.get("primary_score"))
                 rows.append(row)
             offset += len(items)
             total = int(answer.get("total", 0))
@@ -112,20 +125,157 @@ class Experiment:
         rows = rows if limit is None else rows[:limit]
         return pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema, orient="row")
 
+    # -- scores over stored outputs ---------------------------------------------------------------
+
+    def score(
+        self,
+        scorer: Any,
+        *,
+        baseline: str | int | None = None,
+        task: str | None = None,
+        executor: Any = None,
+    ) -> pl.DataFrame:
+        """Score the stored samples of the experiment's completed runs again (of ``task``, or all): a
+        scorer of :mod:`evalhub.scorers` or a spec entry (``{"type": "regex", ...}``). Its scores sit
+        beside the runs' own (``<name>.<metric>``) in ``compare()`` (paired deltas included), the diff
+        and exports; every rescoring is recorded (``scorings()``). A judge runs on the cluster
+        (``executor``); a pairwise one against ``baseline``. One row per run scored.
+
+        >>> exp.score(evalhub.scorers.ExactMatch(ignore_case=True, strip=True))
+        >>> exp.score(evalhub.scorers.Judge("tiny-judge/step-300", mode="pairwise"), baseline="step-100")
+        """
+        from evalhub.services.scoring import Scoring
+
+        runs = [
+            r
+            for r in self.client.paged(f"/experiments/{self.id}/runs", task=task)
+            if r.get("status") == "completed"
+        ]
+        if not runs:
+            raise EvalhubError(
+                f"experiment {self.id} has no completed runs{f' of task {task!r}' if task else ''} to score"
+            )
+        return Scoring(self.client).score(
+            [int(r["id"]) for r in runs], scorer, baseline=baseline, executor=executor
+        )
+
+    def scorings(self) -> pl.DataFrame:
+        """Every rescoring of the experiment's runs: scorer, kind, version, status, when, counts."""
+        from evalhub.services.scoring import Scoring
+
+        return Scoring(self.client).scorings(experiment_id=self.id)
+
+    def judge_reliability(self) -> pl.DataFrame:
+        """How far to trust each judge on this experiment: position consistency, length bias and
+        agreement with people's labels (kappa), one row per judge scoring; see
+        :meth:`evalhub.services.scoring.Scoring.judge_reliability`."""
+        from evalhub.services.scoring import Scoring
+
+        return Scoring(self.client).judge_reliability(self.id)
+
+    def judge_calls(self, run_id: int, sample_key: str | None = None) -> pl.DataFrame:
+        """The judge calls on one run's samples (or one sample's): prompt, raw output, verdict, rationale."""
+        from evalhub.services.scoring import Scoring
+
+        return Scoring(self.client).judge_calls(int(run_id), sample_key=sample_key)
+
+    def slices(
+        self,
+        by: str,
+        *,
+        task: str | None = None,
+        metrics: list[str] | None = None,
+        baseline: str | int | None = None,
+        bins: int | list[float] = 5,
+        seed: int = 0,
+        resamples: int | None = None,
+    ) -> pl.DataFrame:
+        """Where the runs fail: per slice of ``by`` (a column of the task's documents such as
+        ``"subject"``, a derived feature ``prompt_length``/``answer_length``/``subtask``, or a per-sample
+        score key such as a judge's ``"judge.score"``), run and metric, the mean with its 95% interval;
+        with a ``baseline``, the paired delta, its interval and Holm-adjusted p-value. See
+        :mod:`evalhub.services.slices`; ``worst_slices`` ranks the losses.
+
+        >>> exp.slices(by="subject", baseline="step-100").filter(pl.col("metric") == "exact_match")
+        """
+        from evalhub.services.slices import slices
+
+        return slices(self.client, self.id, by, task=task, metrics=metrics, baseline=baseline, bins=bins,
+                      seed=seed, resamples=resamples)  # fmt: skip
+
+    def worst_slices(self, by: str, baseline: str | int, k: int = 10, **kw: Any) -> pl.DataFrame:
+        """The slices of ``by`` where a run loses to ``baseline`` most, the most significant first."""
+        from evalhub.services.slices import worst
+
+        return worst(self.slices(by, baseline=baseline, **kw), k=k)
+
     # -- control ----------------------------------------------------------------------------------
 
     def cancel(self) -> Experiment:
         """Cancel every queued or running run (running ones stop between batches)."""
-        self._data = self.hub.client.post(f"/experiments/{self.id}/cancel", {})
+        self._data = self.client.post(f"/experiments/{self.id}/cancel", {})
         return self
 
-    def wait(self, timeout: float | None = None, progress: bool = False, poll: float = 0.5) -> Experiment:
+    def resume(self, executor: Any = None, *, wait: bool = False, progress: bool = False) -> Experiment:
+        """Continue the experiment: its failed and cancelled runs are queued again (completed runs are
+        kept; a run evaluated again asks the model only for what the server's request cache lacks) and
+        handed to ``executor``: a :class:`~evalhub.execution.ClusterExecutor` starts a scheduler on the
+        cluster, a :class:`~evalhub.execution.RayExecutor` (the default, or the one that ran it from
+        this handle) drives them from a thread of this process.
+
+        >>> hub.experiment(12).resume(ClusterExecutor(address="127.0.0.1:6379"))
+        """
+        self._data = self.client.post(f"/experiments/{self.id}/resume", {})
+        if executor is None:
+            executor = self.executor
+        if executor is None:
+            from evalhub.execution import RayExecutor
+
+            executor = RayExecutor()
+        self.executor = executor
+        if hasattr(executor, "resume"):
+            executor.resume(self.client, self.id)
+        else:
+            from evalhub.execution.driver import jobs_from_server
+
+            jobs, _ = jobs_from_server(self.client, self.id)
+            rows = self.client.paged(f"/experiments/{self.id}/runs", status="queued")
+            queued = {int(r["id"]) for r in rows}
+            todo = [job for run_id, job in jobs.items() if run_id in queued]
+            resources = dict(((self._data or {}).get("config") or {}).get("resources") or {})
+            if todo:
+                self._driver_error = None
+
+                def drive() -> None:
+                    try:
+                        executor.execute(self.hub, self.id, todo, resources)
+                    except BaseException as exc:  # surfaced by wait()
+                        self._driver_error = exc
+
+                self._driver = threading.Thread(target=drive, name=f"evalhub-driver-{self.id}", daemon=True)
+                self._driver.start()
+        if wait:
+            self.wait(progress=progress)
+        return self
+
+    def wait(
+        self,
+        timeout: float | None = None,
+        progress: bool = False,
+        poll: float = 0.5,
+        scheduler_timeout: float = 60.0,
+    ) -> Experiment:
         """Block until no run is queued or running (or ``timeout`` seconds pass: ``TimeoutError``).
 
-        ``progress=True`` shows a progress bar over all runs' progress.
+        ``progress=True`` shows a progress bar over all runs' progress. An experiment driven by a
+        scheduler on the cluster (:class:`~evalhub.execution.ClusterExecutor`) that has not been heard
+        from for ``scheduler_timeout`` seconds while runs are left (the cluster stopped, its node
+        died) is an :class:`~evalhub.errors.EvalhubError` saying how to resume it, never a wait forever.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         bar = _bar(self) if progress else None
+        heard: tuple[Any, ...] | None = None
+        heard_at = time.monotonic()
         try:
             while True:
                 data = self.info()
@@ -134,6 +284,20 @@ class Experiment:
                 driver_alive = self._driver is not None and self._driver.is_alive()
                 if data.get("status") not in ACTIVE and not driver_alive:
                     break
+                beat = (data.get("metadata") or {}).get("evalhub_scheduler")
+                if isinstance(beat, dict) and beat.get("state") != "done" and not driver_alive:
+                    mark = (beat.get("started"), beat.get("beat"))
+                    if mark != heard:
+                        heard, heard_at = mark, time.monotonic()
+                    elif time.monotonic() - heard_at > scheduler_timeout:
+                        left = {k: v for k, v in (data.get("counts") or {}).items() if k in ACTIVE and v}
+                        raise EvalhubError(
+                            f"experiment {self.id}: its scheduler on the cluster has not been heard from for "
+                            f"{scheduler_timeout:.0f}s (the cluster stopped, or its node died) with runs left "
+                            f"({', '.join(f'{n} {k}' for k, n in left.items()) or 'some'}); "
+                            f"exp.resume(ClusterExecutor(...)) or `evalhub resume {self.id} --on-cluster` "
+                            "goes on from what is stored"
+                        )
                 if self._driver is not None and not driver_alive and self._driver_error is not None:
                     raise EvalhubError(
                         f"the driver of experiment {self.id} stopped: {self._driver_error}"
@@ -154,7 +318,7 @@ class Experiment:
 
     def failed_runs(self) -> list[dict[str, Any]]:
         """The runs that ended ``failed``, with their errors."""
-        return list(self.hub.client.paged(f"/experiments/{self.id}/runs", status="failed"))
+        return list(self.client.paged(f"/experiments/{self.id}/runs", status="failed"))
 
     # -- display ----------------------------------------------------------------------------------
 
@@ -201,16 +365,33 @@ def _fmt(value: Any) -> str:
 
 
 def _bar(exp: Experiment) -> Any:
-    from tqdm.auto import tqdm
+    """A tqdm bar on a terminal or in a notebook; elsewhere (a log file, CI) a plain line per change."""
+    import sys
 
-    return tqdm(total=0, desc=f"experiment {exp.id}", unit="req", dynamic_ncols=True)
+    from evalhub._progress import LineProgress, in_notebook, on_terminal
+
+    desc = f"experiment {exp.id}"
+    if on_terminal(sys.stderr):
+        from tqdm import tqdm
+
+        return tqdm(total=0, desc=desc, unit="req", dynamic_ncols=True)
+    if in_notebook():
+        from tqdm.auto import tqdm as auto_tqdm
+
+        return auto_tqdm(total=0, desc=desc, unit="req", dynamic_ncols=True)
+    return LineProgress(desc, unit="req")
 
 
 def _update_bar(bar: Any, data: dict[str, Any]) -> None:
+    from evalhub._progress import LineProgress
+
     progress = data.get("progress") or {}
     total = int(progress.get("total") or 0)
     done = int(progress.get("done") or 0)
     counts = data.get("counts") or {}
+    if isinstance(bar, LineProgress):
+        bar.update(done, total, counts)
+        return
     if total and bar.total != total:
         bar.total = total
     bar.n = min(done, total) if total else done

@@ -1,4 +1,4 @@
-"""The Hub: registry calls, reads as polars DataFrames, training runs and experiments.
+"""The Hub: the facade of the Python surface; every call delegates to a service over one Client.
 
 >>> import evalhub
 >>> hub = evalhub.connect()                          # embedded server under EVALHUB_HOME
@@ -14,80 +14,42 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evalhub._frames import compare_frame, frame
 from evalhub.client import Client
-from evalhub.errors import Conflict, InvalidValue
+from evalhub.services import Experiments, Registry, Runs, Scoring
+from evalhub.services.annotation import Annotation, AnnotationQueue
+from evalhub.services.export import Export
+from evalhub.services.traces import OnlineEvaluation, Traces
 
 if TYPE_CHECKING:
     import polars as pl
 
     from evalhub.experiment import Experiment
+    from evalhub.orchestrator import Plan
     from evalhub.tracking import Run
-
-# Column order of each list read (other fields follow).
-_COLUMNS: dict[str, list[str]] = {
-    "families": ["id", "name", "modality", "description", "created_at"],
-    "models": ["id", "name", "family", "runtime", "code_uri", "adapter", "created_at"],
-    "checkpoints": ["id", "model", "name", "step", "epoch", "uri", "run_id", "created_at"],
-    "datasets": ["id", "name", "version", "uri", "num_rows", "content_hash", "created_at"],
-    "tasks": ["id", "name", "type", "dataset", "engine", "metrics", "created_at"],
-    "benchmarks": ["id", "name", "tasks", "created_at"],
-    "experiments": ["id", "name", "status", "counts", "progress", "created_at"],
-    "runs": [
-        "id",
-        "name",
-        "type",
-        "status",
-        "experiment_id",
-        "model",
-        "checkpoint",
-        "step",
-        "runtime",
-        "task",
-        "attempt",
-        "error",
-        "created_at",
-        "started_at",
-        "ended_at",
-    ],
-}
-
-
-def frame(items: Sequence[Mapping[str, Any]], columns: Sequence[str] = ()) -> pl.DataFrame:
-    """A DataFrame of API objects: nested objects become JSON text, lists of strings stay lists."""
-    import json
-
-    import polars as pl
-
-    names: list[str] = list(columns)
-    for item in items:
-        for key in item:
-            if key not in names:
-                names.append(key)
-    data: dict[str, list[Any]] = {name: [] for name in names}
-    for item in items:
-        for name in names:
-            value = item.get(name)
-            if isinstance(value, dict) or (
-                isinstance(value, list) and not all(isinstance(v, str) for v in value)
-            ):
-                value = json.dumps(value, sort_keys=True)
-            data[name].append(value)
-    series = []
-    for name, values in data.items():
-        if any(isinstance(v, list) for v in values):
-            series.append(pl.Series(name, values, dtype=pl.List(pl.String)))
-        elif all(v is None for v in values):
-            series.append(pl.Series(name, values, dtype=pl.String))
-        else:
-            series.append(pl.Series(name, values, strict=False))
-    return pl.DataFrame(series)
 
 
 class Hub:
-    """A connection to a tracking server and one project. Make one with :func:`connect`."""
+    """A connection to a tracking server and one project: the facade over the services.
+
+    Every call delegates to a service that takes the :class:`~evalhub.client.Client` only:
+    ``hub.registry`` (:class:`~evalhub.services.Registry`), ``hub.runs_api``
+    (:class:`~evalhub.services.Runs`), ``hub.experiments_api`` (:class:`~evalhub.services.Experiments`)
+    ``hub.scoring`` (:class:`~evalhub.services.Scoring`), ``hub.annotation``
+    (:class:`~evalhub.services.annotation.Annotation`) and ``hub.traces``
+    (:class:`~evalhub.services.traces.Traces`).
+    Make one with :func:`connect`.
+    """
 
     def __init__(self, client: Client) -> None:
         self.client = client
+        self.registry = Registry(client)
+        self.runs_api = Runs(client)
+        self.experiments_api = Experiments(client)
+        self.scoring = Scoring(client)
+        self.annotation = Annotation(client)
+        self.export_api = Export(client)
+        self.traces = Traces(client)
 
     @property
     def url(self) -> str:
@@ -122,489 +84,309 @@ class Hub:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- registry writes ---------------------------------------------------------------------------
+    # -- registry (hub.registry) -------------------------------------------------------------------
 
-    def _create(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self.client.post(
-            f"/{kind}", {k: v for k, v in body.items() if v is not None}
-        )
-        return result
-
-    def register_family(
-        self,
-        name: str,
-        modality: str = "llm",
-        description: str = "",
-        metadata: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    def register_family(self, name: str, modality: str = "llm", description: str = "",
+                        metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
         """Register a model family (``modality``: ``llm``, ``t2i``, ``vlm``, …)."""
-        return self._create(
-            "families", {"name": name, "modality": modality, "description": description, "metadata": metadata}
+        return self.registry.register_family(
+            name, modality=modality, description=description, metadata=metadata
         )
 
-    def register_model(
-        self,
-        name: str,
-        family: str,
-        runtime: str,
-        code_uri: str | None = None,
-        adapter: str | None = None,
-        default_params: Mapping[str, Any] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    def register_model(self, name: str, family: str, runtime: str, code_uri: str | None = None,
+                       adapter: str | None = None, default_params: Mapping[str, Any] | None = None,
+                       metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
         """Register a model implementation (``runtime``: ``hf``, ``vllm``, ``openai``, ``python``)."""
-        return self._create(
-            "models",
-            {
-                "name": name,
-                "family": family,
-                "runtime": runtime,
-                "code_uri": code_uri,
-                "adapter": adapter,
-                "default_params": dict(default_params) if default_params else None,
-                "metadata": metadata,
-            },
-        )
+        return self.registry.register_model(name, family, runtime, code_uri=code_uri, adapter=adapter,
+                                            default_params=default_params, metadata=metadata)  # fmt: skip
 
-    def register_checkpoint(
-        self,
-        model: str,
-        name: str,
-        uri: str | os.PathLike[str],
-        step: int | None = None,
-        epoch: int | None = None,
-        dataset_version: str | None = None,
-        training_config: Mapping[str, Any] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        run_id: int | None = None,
-    ) -> dict[str, Any]:
+    def register_checkpoint(self, model: str, name: str, uri: str | os.PathLike[str], step: int | None = None,
+                            epoch: int | None = None, dataset_version: str | None = None,
+                            training_config: Mapping[str, Any] | None = None,
+                            metadata: Mapping[str, Any] | None = None, run_id: int | None = None) -> dict[str, Any]:  # fmt: skip
         """Register a checkpoint of ``model`` (metadata only: the weights stay at ``uri``)."""
-        text = os.fspath(uri)
-        return self._create(
-            "checkpoints",
-            {
-                "model": model,
-                "name": name,
-                "uri": text,
-                "step": step,
-                "epoch": epoch,
-                "dataset_version": dataset_version,
-                "training_config": dict(training_config) if training_config else None,
-                "metadata": metadata,
-                "run_id": run_id,
-            },
-        )
+        return self.registry.register_checkpoint(model, name, uri, step=step, epoch=epoch,
+                                                 dataset_version=dataset_version, training_config=training_config,
+                                                 metadata=metadata, run_id=run_id)  # fmt: skip
 
     def register_dataset(
-        self,
-        name: str,
-        uri: str | os.PathLike[str],
-        version: str = "1",
-        schema: Mapping[str, Any] | None = None,
-        num_rows: int | None = None,
-        content_hash: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        self, name: str, uri: str | os.PathLike[str], version: str = "1", **kw: Any
     ) -> dict[str, Any]:
         """Register a dataset. For a local file, row count, schema and hash are filled in."""
-        text = os.fspath(uri)
-        path = Path(text).expanduser()
-        if (
-            "://" not in text
-            and path.is_file()
-            and (num_rows is None or content_hash is None or schema is None)
-        ):
-            from evalhub._taskdata import read_rows
-
-            table = read_rows(path)
-            num_rows = table.num_rows if num_rows is None else num_rows
-            content_hash = table.content_hash if content_hash is None else content_hash
-            schema = table.schema if schema is None else schema
-            text = str(path.resolve())
-        return self._create(
-            "datasets",
-            {
-                "name": name,
-                "uri": text,
-                "version": version,
-                "schema": dict(schema) if schema else None,
-                "num_rows": num_rows,
-                "content_hash": content_hash,
-                "metadata": metadata,
-            },
-        )
+        return self.registry.register_dataset(name, uri, version=version, **kw)
 
     def register_task(
-        self,
-        name: str,
-        data: str | os.PathLike[str] | None = None,
-        prompt: str | None = None,
-        target: str | None = None,
-        output_type: str = "generate_until",
-        metrics: Sequence[str] | None = None,
-        choices: str | Sequence[str] | None = None,
-        type: str | None = None,
-        generation: Mapping[str, Any] | None = None,
-        num_fewshot: int = 0,
-        lm_eval_task: str | None = None,
-        dataset: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        self, name: str, data: str | os.PathLike[str] | None = None, **kw: Any
     ) -> dict[str, Any]:
-        """Register a task: a local data file with prompt templates, or a task lm-eval knows.
+        """Register a task: a local data file with prompt templates, or a task lm-eval knows
+        (see :meth:`evalhub.services.Registry.register_task` for every option)."""
+        return self.registry.register_task(name, data, **kw)
 
-        ``data`` is a JSONL or CSV file; ``prompt``/``target`` are lm-eval (Jinja) templates over its
-        columns, e.g. ``"{{question}}"``; every column they name must exist in every row.
-        ``output_type`` is ``generate_until`` (metric ``exact_match`` by default) or
-        ``multiple_choice`` (``choices`` like ``"{{choices}}"``, metric ``acc``), or a
-        loglikelihood type. ``generation`` overrides ``until``, ``max_gen_toks``, ``do_sample``.
-        ``lm_eval_task="gsm8k"`` registers a task lm-eval already knows instead of a data file.
-        The data file is also registered as a dataset (``dataset``, default its file name).
-        """
-        from evalhub import _taskdata
-
-        if lm_eval_task:
-            if data is not None:
-                raise InvalidValue(
-                    "register_task: give either data= (a local file) or lm_eval_task=, not both"
-                )
-            return self._create(
-                "tasks",
-                {
-                    "name": name,
-                    "type": type or _taskdata.task_type(output_type),
-                    "dataset": None,
-                    "engine": "lm_eval",
-                    "engine_config": {"task": lm_eval_task},
-                    "metrics": list(metrics) if metrics else [],
-                    "metadata": metadata,
-                },
-            )
-        if data is None:
-            raise InvalidValue("register_task needs data= (a JSONL/CSV file) or lm_eval_task= (e.g. 'gsm8k')")
-        config = _taskdata.task_config(
-            name,
-            data,
-            prompt=prompt,
-            target=target,
-            output_type=output_type,
-            metrics=metrics,
-            choices=choices,
-            generation=generation,
-            num_fewshot=num_fewshot,
-        )
-        table = config.pop("_table")
-        dataset_name = dataset or Path(os.fspath(data)).stem
-        self._ensure_dataset(dataset_name, table)
-        return self._create(
-            "tasks",
-            {
-                "name": name,
-                "type": type or _taskdata.task_type(output_type),
-                "dataset": dataset_name,
-                "engine": "lm_eval",
-                "engine_config": config,
-                "metrics": [m["metric"] for m in config["metric_list"]],
-                "metadata": metadata,
-            },
-        )
-
-    def _ensure_dataset(self, name: str, table: Any) -> dict[str, Any]:
-        try:
-            return self.register_dataset(
-                name,
-                str(table.path),
-                version=table.content_hash.split(":")[-1][:12],
-                schema=table.schema,
-                num_rows=table.num_rows,
-                content_hash=table.content_hash,
-            )
-        except Conflict:
-            existing = self.dataset(name)
-            if existing.get("content_hash") == table.content_hash:
-                return existing
-            raise Conflict(
-                f"a dataset named {name!r} already exists with other content ({existing.get('uri')}); "
-                "pass dataset='another-name' to register_task",
-                status=409,
-                code="conflict",
-                field="dataset",
-            ) from None
+    def register_image_task(self, name: str, prompts: str | os.PathLike[str], **kw: Any) -> dict[str, Any]:
+        """Register a text-to-image task over a prompt set (see :meth:`evalhub.services.Registry.register_image_task`)."""
+        return self.registry.register_image_task(name, prompts, **kw)
 
     def register_benchmark(
         self, name: str, tasks: Iterable[str], config: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         """Register a named set of tasks with a run configuration (batch_size, generation, limit, …)."""
-        return self._create("benchmarks", {"name": name, "tasks": list(tasks), "config": dict(config or {})})
+        return self.registry.register_benchmark(name, tasks, config)
 
     def register_repo(self, path: str | os.PathLike[str]) -> dict[str, Any]:
         """Register the model of a code repo holding ``ai_eval_config.yaml`` (see :mod:`evalhub.plugin`)."""
-        from evalhub.plugin import register_repo
-
-        result: dict[str, Any] = register_repo(self, Path(path))
-        return result
-
-    # -- registry reads ----------------------------------------------------------------------------
-
-    def _list(self, kind: str, limit: int | None = None, **filters: Any) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        for item in self.client.paged(f"/{kind}", limit=min(limit or 1000, 1000), **filters):
-            items.append(item)
-            if limit is not None and len(items) >= limit:
-                break
-        return items
-
-    def _frame(self, kind: str, limit: int | None = None, **filters: Any) -> pl.DataFrame:
-        return frame(self._list(kind, limit=limit, **filters), _COLUMNS.get(kind, ()))
+        return self.registry.register_repo(path)
 
     def families(self, modality: str | None = None) -> pl.DataFrame:
         """Model families, as a DataFrame."""
-        return self._frame("families", modality=modality)
+        return self.registry.families(modality)
 
     def models(self, family: str | None = None, runtime: str | None = None) -> pl.DataFrame:
         """Registered models, as a DataFrame."""
-        return self._frame("models", family=family, runtime=runtime)
+        return self.registry.models(family, runtime)
 
     def checkpoints(self, model: str | None = None) -> pl.DataFrame:
         """Checkpoints (of ``model``), sorted by step, as a DataFrame."""
-        return self._frame("checkpoints", model=model)
+        return self.registry.checkpoints(model)
 
     def datasets(self, name: str | None = None) -> pl.DataFrame:
         """Registered datasets, as a DataFrame."""
-        return self._frame("datasets", name=name)
+        return self.registry.datasets(name)
 
     def tasks(self, type: str | None = None) -> pl.DataFrame:
         """Registered tasks, as a DataFrame."""
-        return self._frame("tasks", type=type)
+        return self.registry.tasks(type)
 
     def benchmarks(self) -> pl.DataFrame:
         """Registered benchmarks, as a DataFrame."""
-        return self._frame("benchmarks")
-
-    def experiments(self, status: str | None = None, limit: int | None = None) -> pl.DataFrame:
-        """Experiments, newest first, as a DataFrame."""
-        return self._frame("experiments", limit=limit, status=status)
-
-    def runs(
-        self,
-        experiment_id: int | None = None,
-        status: str | None = None,
-        type: str | None = None,
-        model: str | None = None,
-        task: str | None = None,
-        limit: int | None = None,
-    ) -> pl.DataFrame:
-        """Runs, filtered, as a DataFrame."""
-        return self._frame(
-            "runs", limit=limit, experiment_id=experiment_id, status=status, type=type, model=model, task=task
-        )
-
-    def _one(self, kind: str, ref: str | int) -> dict[str, Any]:
-        from urllib.parse import quote
-
-        result: dict[str, Any] = self.client.get(f"/{kind}/{quote(str(ref), safe='')}")
-        return result
+        return self.registry.benchmarks()
 
     def family(self, ref: str | int) -> dict[str, Any]:
         """One family by name or id."""
-        return self._one("families", ref)
+        return self.registry.family(ref)
 
     def model(self, ref: str | int) -> dict[str, Any]:
         """One model by name or id."""
-        return self._one("models", ref)
+        return self.registry.model(ref)
 
     def checkpoint(self, model: str | int, name: str | None = None) -> dict[str, Any]:
         """One checkpoint: ``checkpoint(model, name)``, or ``checkpoint(id)``."""
-        from evalhub.errors import NotFound
-
-        if name is None:
-            return self._one("checkpoints", model)
-        page = self.client.get("/checkpoints", model=model, name=name, limit=1)
-        items = page.get("items", [])
-        if not items:
-            self.model(model)  # a missing model says so by name
-            raise NotFound(
-                f"no checkpoint {name!r} of model {model!r}", status=404, code="not_found", field="name"
-            )
-        result: dict[str, Any] = items[0]
-        return result
+        return self.registry.checkpoint(model, name)
 
     def dataset(self, ref: str | int) -> dict[str, Any]:
         """One dataset by name or id."""
-        return self._one("datasets", ref)
+        return self.registry.dataset(ref)
 
     def task(self, ref: str | int) -> dict[str, Any]:
         """One task by name or id."""
-        return self._one("tasks", ref)
+        return self.registry.task(ref)
 
     def benchmark(self, ref: str | int) -> dict[str, Any]:
         """One benchmark by name or id."""
-        return self._one("benchmarks", ref)
+        return self.registry.benchmark(ref)
 
-    def run(self, run_id: int) -> dict[str, Any]:
-        """One run by id."""
-        return self._one("runs", int(run_id))
+    def patch(self, kind: str, ref: str | int, **changes: Any) -> dict[str, Any]:
+        """Correct a registry object, a run (``"runs"``) or an experiment (``"experiments"``):
+        ``description=``, ``tags=`` and ``metadata=`` (merged: a key set to None is removed)."""
+        if kind in ("run", "runs"):
+            return self.runs_api.patch_run(int(ref), **changes)
+        if kind in ("experiment", "experiments"):
+            return self.experiments_api.patch_experiment(int(ref), **changes)
+        return self.registry.patch(kind, ref, **changes)
 
-    # -- runs: training and reads ------------------------------------------------------------------
+    def delete(
+        self, kind: str, ref: str | int, *, cascade: bool = False, purge: bool = False
+    ) -> dict[str, Any]:
+        """Delete a registry object, a run or an experiment: archived (hidden, restorable) unless
+        ``purge``; an object others refer to is refused with the referrers named unless ``cascade``."""
+        if kind in ("run", "runs"):
+            return self.runs_api.delete_run(int(ref), purge=purge)
+        if kind in ("experiment", "experiments"):
+            return self.experiments_api.delete_experiment(int(ref), purge=purge)
+        return self.registry.delete(kind, ref, cascade=cascade, purge=purge)
 
-    def init_run(
-        self,
-        name: str,
-        config: Mapping[str, Any] | None = None,
-        type: str = "training",
-        tags: Mapping[str, Any] | None = None,
-        experiment_id: int | None = None,
-        model: str | None = None,
-        system_metrics: bool = True,
-        system_metrics_interval: float = 10.0,
-    ) -> Run:
+    def restore(self, kind: str, ref: str | int) -> dict[str, Any]:
+        """Bring back what a delete archived."""
+        if kind in ("run", "runs"):
+            return self.runs_api.restore_run(int(ref))
+        if kind in ("experiment", "experiments"):
+            return self.experiments_api.restore_experiment(int(ref))
+        return self.registry.restore(kind, ref)
+
+    # -- runs (hub.runs_api) -----------------------------------------------------------------------
+
+    def init_run(self, name: str, config: Mapping[str, Any] | None = None, type: str = "training",
+                 tags: Mapping[str, Any] | None = None, experiment_id: int | None = None, model: str | None = None,
+                 system_metrics: bool = True, system_metrics_interval: float = 10.0) -> Run:  # fmt: skip
         """Start a run to log into (W&B style); use it as a context manager or call ``finish()``.
 
         ``model`` (a registered model) lets ``run.log_checkpoint`` register checkpoints without
         naming it each time. System metrics (``sys/*``) are sampled unless ``system_metrics=False``.
         """
-        from evalhub.tracking import Run
+        return self.runs_api.init_run(name, config=config, type=type, tags=tags, experiment_id=experiment_id,
+                                      model=model, system_metrics=system_metrics,
+                                      system_metrics_interval=system_metrics_interval)  # fmt: skip
 
-        body = {
-            "name": name,
-            "type": type,
-            "config": dict(config or {}),
-            "tags": dict(tags or {}),
-            "experiment_id": experiment_id,
-        }
-        data = self._create("runs", body)
-        return Run(
-            self,
-            data,
-            system_metrics=system_metrics,
-            system_metrics_interval=system_metrics_interval,
-            model=model,
-        )
+    def run(self, run_id: int) -> dict[str, Any]:
+        """One run by id."""
+        return self.runs_api.run(run_id)
 
-    def series(
-        self,
-        run_id: int | Sequence[int],
-        key: str,
-        max_points: int = 1000,
-        min_step: int | None = None,
-        max_step: int | None = None,
-    ) -> pl.DataFrame:
-        """A series as a DataFrame ``step, value, min, max, wall_time`` (downsampled on the server).
+    def runs(self, experiment_id: int | None = None, status: str | None = None, type: str | None = None,
+             model: str | None = None, task: str | None = None, limit: int | None = None) -> pl.DataFrame:  # fmt: skip
+        """Runs, filtered, as a DataFrame."""
+        return self.runs_api.runs(experiment_id, status, type, model, task, limit)
 
-        Several run ids give one frame with a ``run_id`` column.
-        """
-        import polars as pl
+    def series(self, run_id: int | Sequence[int], key: str, max_points: int | None = 1000,
+               min_step: int | None = None, max_step: int | None = None) -> pl.DataFrame:  # fmt: skip
+        """A series as a DataFrame ``step, value, min, max, wall_time``: downsampled on the server to
+        ``max_points``, or every raw point with ``max_points=None`` (paged, bounded memory)."""
+        return self.runs_api.series(run_id, key, max_points, min_step, max_step)
 
-        schema = {
-            "step": pl.Int64,
-            "value": pl.Float64,
-            "min": pl.Float64,
-            "max": pl.Float64,
-            "wall_time": pl.Float64,
-        }
-        if isinstance(run_id, int):
-            answer = self.client.get(
-                f"/runs/{run_id}/series", key=key, max_points=max_points, min_step=min_step, max_step=max_step
-            )
-            points = answer.get("points", [])
-            return pl.DataFrame([{k: p.get(k) for k in schema} for p in points], schema=schema, orient="row")
-        ids = [int(r) for r in run_id]
-        answer = self.client.get(
-            "/series", run_ids=ids, key=key, max_points=max_points, min_step=min_step, max_step=max_step
-        )
-        rows = [
-            {"run_id": s["run_id"], **{k: p.get(k) for k in schema}}
-            for s in answer.get("series", [])
-            for p in s.get("points", [])
-        ]
-        return pl.DataFrame(rows, schema={"run_id": pl.Int64, **schema}, orient="row")
+    def export_series(self, run_id: int, key: str, path: str | os.PathLike[str]) -> Path:
+        """Every raw point of a series into a Parquet file, page by page."""
+        return self.runs_api.export_series(run_id, key, path)
 
     def series_keys(self, run_id: int) -> pl.DataFrame:
         """The series keys of a run with count, last step/value and step range."""
-        return frame(self.client.get(f"/runs/{int(run_id)}/series/keys").get("keys", []), ["key", "count"])
+        return self.runs_api.series_keys(run_id)
 
     def metrics(self, run_id: int) -> dict[str, float]:
         """A run's summary metrics."""
-        result: dict[str, float] = self.client.get(f"/runs/{int(run_id)}/metrics").get("metrics", {})
-        return result
+        return self.runs_api.metrics(run_id)
 
     def samples(self, run_id: int, limit: int | None = None) -> pl.DataFrame:
         """A run's per-sample results, by index."""
-        return frame(self._list(f"runs/{int(run_id)}/samples", limit=limit), ["index", "sample_key"])
+        return self.runs_api.samples(run_id, limit)
 
     def logs(self, run_id: int, limit: int | None = None) -> list[dict[str, Any]]:
         """A run's log lines, oldest first."""
-        return self._list(f"runs/{int(run_id)}/logs", limit=limit)
+        return self.runs_api.logs(run_id, limit)
 
     def upload_artifact(
         self, run_id: int, path: str | os.PathLike[str], name: str | None = None
     ) -> dict[str, Any]:
         """Store a file as an artifact of a run; returns ``{"name", "size", "sha256", "uri"}``."""
-        from urllib.parse import quote
-
-        file = Path(path).expanduser()
-        if not file.is_file():
-            raise InvalidValue(f"artifact {file} is not a file")
-        result: dict[str, Any] = self.client.put_bytes(
-            f"/runs/{int(run_id)}/artifacts/{quote(name or file.name, safe='')}", file.read_bytes()
-        )
-        return result
+        return self.runs_api.upload_artifact(run_id, path, name)
 
     def artifacts(self, run_id: int) -> pl.DataFrame:
         """The artifacts of a run."""
-        return frame(self._list(f"runs/{int(run_id)}/artifacts"), ["name", "size", "sha256", "uri"])
+        return self.runs_api.artifacts(run_id)
 
     def artifact(self, run_id: int, name: str) -> bytes:
         """The bytes of one artifact of a run."""
-        from urllib.parse import quote
+        return self.runs_api.artifact(run_id, name)
 
-        return self.client.get_bytes(f"/runs/{int(run_id)}/artifacts/{quote(name, safe='')}")
+    def download_artifact(self, run_id: int, name: str, target: str | os.PathLike[str]) -> Path:
+        """Save one artifact of a run to ``target``, streamed (any size, bounded memory)."""
+        return self.runs_api.download_artifact(run_id, name, target)
 
-    # -- experiments -------------------------------------------------------------------------------
+    # -- experiments (hub.experiments_api) ---------------------------------------------------------
 
     def experiment(self, experiment_id: int) -> Experiment:
         """A handle on an experiment (status, compare, samples, wait, cancel)."""
-        from evalhub.experiment import Experiment
+        exp = self.experiments_api.experiment(experiment_id)
+        exp.hub = self
+        return exp
 
-        return Experiment(self, int(experiment_id))
+    def experiments(self, status: str | None = None, limit: int | None = None) -> pl.DataFrame:
+        """Experiments, newest first, as a DataFrame."""
+        return self.experiments_api.experiments(status, limit)
 
-    def run_experiment(
-        self, spec: Any, wait: bool = True, executor: Any = None, progress: bool = True, **kw: Any
-    ) -> Experiment:
+    def plan(self, spec: Any) -> Plan:
+        """Validate a spec and expand it into its runs, submitting nothing."""
+        return self.experiments_api.plan(spec)
+
+    def run_experiment(self, spec: Any, wait: bool = True, executor: Any = None, progress: bool = True,
+                       **kw: Any) -> Experiment:  # fmt: skip
         """Compile ``spec`` (YAML text, dict or path) into runs, submit them and (by default) wait."""
         from evalhub.orchestrator import run_experiment
 
-        result: Experiment = run_experiment(self, spec, wait=wait, executor=executor, progress=progress, **kw)
-        return result
+        return run_experiment(self, spec, wait=wait, executor=executor, progress=progress, **kw)
 
-    def compare(self, experiment_id: int) -> pl.DataFrame:
-        """The comparison table of an experiment: one row per run, one column per metric."""
-        return compare_frame(self.client.get(f"/experiments/{int(experiment_id)}/compare"))
+    def compare(self, experiment_id: int, baseline: str | int | None = None, **kw: Any) -> pl.DataFrame:
+        """The comparison table of an experiment: one row per run, one column per metric (with a
+        ``baseline``, the paired deltas, intervals and p-values: see ``Experiment.compare``)."""
+        return self.experiments_api.compare(experiment_id, baseline, **kw)
+
+    # -- scores over stored outputs (hub.scoring) --------------------------------------------------
+
+    def score(self, run_ids: int | Sequence[int], scorer: Any, *, baseline: str | int | None = None,
+              executor: Any = None) -> pl.DataFrame:  # fmt: skip
+        """Score the stored samples of runs again with a scorer of :mod:`evalhub.scorers` (a metric, a
+        function or a judge); one row per run with its scoring and summary metrics."""
+        ids = [run_ids] if isinstance(run_ids, int) else list(run_ids)
+        return self.scoring.score(ids, scorer, baseline=baseline, executor=executor)
+
+    def scorings(self, run_id: int | None = None, experiment_id: int | None = None) -> pl.DataFrame:
+        """Every rescoring (of a run or an experiment's runs): scorer, version, when, counts."""
+        return self.scoring.scorings(run_id=run_id, experiment_id=experiment_id)
+
+    def judge_reliability(self, experiment: int | Any) -> pl.DataFrame:
+        """Per judge scoring of an experiment: position consistency, length bias, kappa with people."""
+        return self.scoring.judge_reliability(int(getattr(experiment, "id", experiment)))
+
+    def judge_calls(self, run_id: int, sample_key: str | None = None) -> pl.DataFrame:
+        """The judge calls on a run's samples: prompt, raw output, parsed verdict, rationale, judge."""
+        return self.scoring.judge_calls(run_id, sample_key=sample_key)
+
+    # -- traces from applications (hub.traces) -----------------------------------------------------
+
+    def trace_runs(self, service: str | None = None) -> pl.DataFrame:
+        """The ``trace`` runs: the LLM calls applications export over OTLP (``OTEL_EXPORTER_OTLP_ENDPOINT=
+        <server>/api/otlp``), one run per service; browse one with ``hub.samples(run_id)``."""
+        return self.traces.runs(service)
+
+    def evaluate_traces(self, run: str | int, scorer: Any, *, share: float = 1.0, seed: int = 0,
+                        every: float | None = None) -> OnlineEvaluation:  # fmt: skip
+        """Online evaluation: score ``share`` of a trace run's calls (a run id, or a service's open run)
+        as they come, every ``every`` seconds until ``.stop()`` (or call ``.step()`` yourself).
+
+        >>> online = hub.evaluate_traces("qa-bot", Regex(r"answer is (\\d+)"), share=0.1, every=30)
+        >>> online.stop()   # the scoring finished, its metrics over the calls it scored
+        """
+        return self.traces.evaluate(run, scorer, share=share, seed=seed, every=every)
+
+    # -- people as scorers (hub.annotation) -------------------------------------------------------
+
+    def annotation_queue(
+        self, experiment: Any, name: str, schema: Mapping[str, Any], **kw: Any
+    ) -> AnnotationQueue:
+        """A queue for people to label an experiment's samples: ``schema`` is ``{"kind": "scale", "min": 1,
+        "max": 5}``, ``{"kind": "choice", "options": [...]}``, ``{"kind": "pairwise"}`` (with
+        ``run_ids=[run, other]``) or ``{"kind": "text"}``; ``filter=``, ``q=``, ``sample=``/``seed=``
+        choose the samples. Its labels are scores ``<name>.<person>`` of the labelled runs."""
+        return self.annotation.create(_experiment_id(experiment), name, schema, **kw)
+
+    def queue(self, ref: int | str, person: str | None = None) -> AnnotationQueue:
+        """An annotation queue by id or name (``person`` labels on a server without auth)."""
+        return self.annotation.queue(ref, person)
+
+    # -- export (hub.export_api) --------------------------------------------------------------------
+
+    def export(
+        self, experiment: Any, path: str | os.PathLike[str], format: str | None = None
+    ) -> Path:  # fmt: skip
+        """Write an experiment whole: runs, metrics, samples with every scorer's scores and people's
+        labels, scorings, judge calls and annotation labels; ``json`` (one file), ``csv`` or
+        ``parquet`` (a folder of one file per table)."""
+        return self.export_api.export(_experiment_id(experiment), path, format)
+
+    def export_tables(self, experiment: Any) -> dict[str, pl.DataFrame]:
+        """The export's tables as polars frames (``runs``, ``metrics``, ``samples``, ``scorings``,
+        ``judge_calls``, ``labels``)."""
+        return self.export_api.tables(_experiment_id(experiment))
+
+    def slices(self, experiment_id: int, by: str, **kw: Any) -> pl.DataFrame:
+        """An experiment's metrics per slice of ``by`` with intervals (and paired deltas against a
+        ``baseline``): see ``Experiment.slices``."""
+        return self.experiment(experiment_id).slices(by, **kw)
 
 
-def compare_frame(answer: Mapping[str, Any]) -> pl.DataFrame:
-    """``GET /experiments/{id}/compare`` as a DataFrame: run columns, then one column per metric."""
-    import polars as pl
-
-    base = ["run_id", "name", "model", "checkpoint", "step", "runtime", "task", "status"]
-    metrics = list(answer.get("metrics", []))
-    rows = []
-    for run in answer.get("runs", []):
-        row = {k: run.get(k) for k in base}
-        values = run.get("metrics") or {}
-        for m in metrics:
-            row[m] = values.get(m)
-        rows.append(row)
-    schema: dict[str, Any] = {
-        "run_id": pl.Int64,
-        "name": pl.String,
-        "model": pl.String,
-        "checkpoint": pl.String,
-        "step": pl.Int64,
-        "runtime": pl.String,
-        "task": pl.String,
-        "status": pl.String,
-        **{m: pl.Float64 for m in metrics},
-    }
-    return pl.DataFrame(rows, schema=schema, orient="row")
+def _experiment_id(experiment: Any) -> int:
+    """An experiment's id from the id, a dict with ``id`` or an Experiment."""
+    if isinstance(experiment, int):
+        return experiment
+    found = getattr(experiment, "id", None)
+    return int(found if found is not None else experiment["id"])
 
 
 def connect(
@@ -632,7 +414,9 @@ def connect(
         from evalhub._embedded import ensure_server
 
         url = str(ensure_server(home)["url"])
-    return Hub(Client(url, token=token, project=project, timeout=timeout, retries=retries))
+    client = Client(url, token=token, project=project, timeout=timeout, retries=retries)
+    client.check_server()  # a server of another contract version is refused here, naming both
+    return Hub(client)
 
 
 __all__ = ["Hub", "compare_frame", "connect", "frame"]

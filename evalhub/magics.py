@@ -53,9 +53,9 @@ class EvalhubMagics(Magics):
     def hub(self) -> Hub:
         """The Hub the magics talk to (connected on first use)."""
         if self._hub is None:
-            import evalhub
+            from evalhub.hub import connect
 
-            self._hub = evalhub.connect(
+            self._hub = connect(
                 self.url or None, token=self.token or None, project=self.project or None
             )
         return self._hub

@@ -23,18 +23,21 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from evalhub.adapters import RUNTIMES as ADAPTERS
 from evalhub.adapters.base import CheckpointRef
-from evalhub.errors import NotFound, SpecError
+from evalhub.client import client_of
+from evalhub.engines import check_pairing
+from evalhub.errors import EvalhubError, NotFound, SpecError
+from evalhub.services.registry import Registry
 from evalhub.spec import ExperimentSpec, RunConfig, line_of, parse_spec
 
 if TYPE_CHECKING:
     from evalhub.execution.executor import Job
     from evalhub.experiment import Experiment
-    from evalhub.hub import Hub
 
 log = logging.getLogger("evalhub.orchestrator")
 
-RUNTIMES = ("hf", "vllm", "openai", "python")
+RUNTIMES = tuple(ADAPTERS)  # the one list: evalhub.adapters.RUNTIMES
 
 
 @dataclass
@@ -75,6 +78,7 @@ class PlannedRun:
             "task": self.task["name"],
             "config": self.config,
             "tags": {**self.tags, "params": self.params} if self.params else self.tags,
+            "max_attempts": self.max_attempts,
         }
 
 
@@ -109,8 +113,8 @@ def _dotted(loc: list[Any]) -> str:
     return out
 
 
-def _names(hub: Hub, kind: str, **filters: Any) -> list[str]:
-    return [str(item["name"]) for item in hub.client.paged(f"/{kind}", **filters)]
+def _names(registry: Registry, kind: str, **filters: Any) -> list[str]:
+    return [str(item["name"]) for item in registry.client.paged(f"/{kind}", **filters)]
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -149,16 +153,19 @@ def effective_config(spec: ExperimentSpec, benchmark: dict[str, Any] | None, tex
         ) from None
 
 
-def plan(hub: Hub, spec: Any) -> Plan:
-    """Validate ``spec`` (YAML text, path, dict or :class:`ExperimentSpec`) against the registry and expand it."""
+def plan(source: Any, spec: Any) -> Plan:
+    """Validate ``spec`` (YAML text, path, dict or :class:`ExperimentSpec`) against the registry and expand it.
+
+    ``source`` is a :class:`~evalhub.client.Client` (or anything with one, such as a Hub)."""
+    registry = Registry(client_of(source))
     parsed, text = parse_spec(spec)
     benchmark = None
     if parsed.benchmark:
         try:
-            benchmark = hub.benchmark(parsed.benchmark)
+            benchmark = registry.benchmark(parsed.benchmark)
         except NotFound:
             raise _unknown(
-                "benchmark", parsed.benchmark, _names(hub, "benchmarks"), text, ["benchmark"]
+                "benchmark", parsed.benchmark, _names(registry, "benchmarks"), text, ["benchmark"]
             ) from None
     config = effective_config(parsed, benchmark, text)
     task_names = list(dict.fromkeys([*parsed.tasks, *((benchmark or {}).get("tasks") or [])]))
@@ -166,9 +173,9 @@ def plan(hub: Hub, spec: Any) -> Plan:
     known_tasks: list[str] | None = None
     for name in task_names:
         try:
-            tasks[name] = hub.task(name)
+            tasks[name] = registry.task(name)
         except NotFound:
-            known_tasks = known_tasks if known_tasks is not None else _names(hub, "tasks")
+            known_tasks = known_tasks if known_tasks is not None else _names(registry, "tasks")
             index = parsed.tasks.index(name) if name in parsed.tasks else None
             loc: list[Any] = ["tasks", index] if index is not None else ["benchmark"]
             raise _unknown(
@@ -184,11 +191,11 @@ def plan(hub: Hub, spec: Any) -> Plan:
     known_models: list[str] | None = None
     for i, entry in enumerate(parsed.models):
         try:
-            model = hub.model(entry.model)
+            model = registry.model(entry.model)
         except NotFound:
-            known_models = known_models if known_models is not None else _names(hub, "models")
+            known_models = known_models if known_models is not None else _names(registry, "models")
             raise _unknown("model", entry.model, known_models, text, ["models", i, "model"]) from None
-        checkpoints = list(hub.client.paged("/checkpoints", model=model["name"]))
+        checkpoints = list(registry.client.paged("/checkpoints", model=model["name"]))
         by_name = {str(c["name"]): c for c in checkpoints}
         if entry.checkpoints == "all":
             if not checkpoints:
@@ -214,6 +221,20 @@ def plan(hub: Hub, spec: Any) -> Plan:
         for j, runtime in enumerate(runtimes):
             if runtime not in RUNTIMES:
                 raise _unknown("runtime", runtime, list(RUNTIMES), text, ["models", i, "runtimes", j])
+        for j, runtime in enumerate(runtimes):
+            for task in tasks.values():
+                problem = check_pairing(task, runtime)
+                if problem:
+                    loc = ["models", i, "runtimes", j] if entry.runtimes else ["models", i, "model"]
+                    raise SpecError(problem, line=line_of(text, loc), field=_dotted(loc))
+        for task in tasks.values():
+            if task.get("engine") == "t2i":
+                from evalhub.engines.t2i import check_task
+
+                try:
+                    check_task(task)
+                except EvalhubError as exc:
+                    raise SpecError(str(exc), line=line_of(text, ["tasks"]), field="tasks") from None
         for ckpt in chosen:
             for runtime in runtimes:
                 for task_name, task in tasks.items():
@@ -232,7 +253,42 @@ def plan(hub: Hub, spec: Any) -> Plan:
                             params=dict(entry.params),
                         ),
                     )
+    if config.apply_chat_template:
+        _check_chat_templates(list(runs.values()), text)
+    _check_image_checkpoints(parsed, list(runs.values()), text)
     return Plan(parsed, text, config, list(runs.values()))
+
+
+def _check_image_checkpoints(parsed: ExperimentSpec, runs: list[PlannedRun], text: str) -> None:
+    """A diffusers checkpoint that isn't a pipeline, or a size it can't produce: refused before any run
+    exists (where its folder is on this machine; a worker refuses the others when it loads them)."""
+    from evalhub.engines.t2i import check_checkpoint
+
+    for run in runs:
+        if run.runtime != "diffusers" or run.task.get("engine") != "t2i":
+            continue
+        try:
+            check_checkpoint(run.task, run.checkpoint_ref(), run.config)
+        except EvalhubError as exc:
+            i = next((j for j, m in enumerate(parsed.models) if m.model == run.model["name"]), 0)
+            raise SpecError(str(exc), line=line_of(text, ["models", i, "model"]), field=f"models[{i}]") from None
+
+
+def _check_chat_templates(runs: list[PlannedRun], text: str) -> None:
+    """``config.apply_chat_template`` with a checkpoint whose tokenizer has none: refused before any run
+    exists (where its folder is on this machine; a worker refuses the others when it loads them)."""
+    from evalhub.adapters.hf import has_chat_template
+
+    for run in runs:
+        uri = str(run.checkpoint.get("uri") or "")
+        if run.runtime in ("hf", "vllm") and has_chat_template(uri) is False:
+            raise SpecError(
+                f"apply_chat_template is set, but the tokenizer of {run.model['name']}/"
+                f"{run.checkpoint['name']} ({uri}) has no chat template; set it to false or use a "
+                "checkpoint whose tokenizer has one",
+                line=line_of(text, ["config", "apply_chat_template"]),
+                field="config.apply_chat_template",
+            )
 
 
 def _run_config(config: RunConfig) -> dict[str, Any]:
@@ -245,29 +301,48 @@ def _run_config(config: RunConfig) -> dict[str, Any]:
         "num_fewshot": config.num_fewshot,
         "apply_chat_template": config.apply_chat_template,
         "fewshot_as_multiturn": config.fewshot_as_multiturn,
+        "system_instruction": config.system_instruction,
+        "include_path": config.include_path,
         "max_attempts": config.max_attempts,
         "engine": "lm_eval",
     }
 
 
-def submit(hub: Hub, the_plan: Plan, client_key: str | None = None) -> tuple[dict[str, Any], list[Job]]:
-    """Create the experiment and its runs in one request; the jobs to hand to an executor."""
-    from evalhub.execution.executor import Job
+def submit(source: Any, the_plan: Plan, client_key: str | None = None) -> tuple[dict[str, Any], list[Job]]:
+    """Create the experiment and its runs, in pages of at most 1,000 runs; the jobs to hand to an
+    executor (the runs still ``queued``).
 
+    The first page goes with the experiment (``POST /experiments``, under ``client_key``); the others
+    follow as ``POST /experiments/{id}/runs``. Every page is idempotent (the same ``client_key`` answers
+    the same experiment, a run name it has already is not created again), so a submission that failed
+    half-way is completed by submitting the same plan again with the same ``client_key``.
+    """
+    from evalhub.execution.executor import Job
+    from evalhub.protocol import MAX_RUNS_PER_REQUEST as PAGE
+
+    client = client_of(source)
+    creates = [run.run_create() for run in the_plan.runs]
     body = {
         "name": the_plan.spec.name,
         "spec": the_plan.spec.model_dump(mode="json"),
         "spec_yaml": the_plan.spec_yaml,
         "config": the_plan.config.model_dump(mode="json"),
         "client_key": client_key or str(uuid.uuid4()),
-        "runs": [run.run_create() for run in the_plan.runs],
+        "runs": creates[:PAGE],
     }
-    experiment: dict[str, Any] = hub.client.post("/experiments", body)
-    by_name = {run.name: run for run in the_plan.runs}
+    experiment: dict[str, Any] = client.post("/experiments", body)
+    exp_id = int(experiment["id"])
+    rows = {str(r["name"]): r for r in experiment.get("runs") or []}
+    missing = [c for c in creates[:PAGE] if c["name"] not in rows]  # a resubmission's first answer
+    pages = [missing] if missing else []
+    pages += [creates[i : i + PAGE] for i in range(PAGE, len(creates), PAGE)]
+    for page in pages:
+        answer = client.post(f"/experiments/{exp_id}/runs", {"runs": page})
+        rows.update((str(r["name"]), r) for r in answer.get("runs") or [])
     jobs = []
-    for row in experiment.get("runs") or []:
-        planned = by_name.get(str(row.get("name")))
-        if planned is None or row.get("status") != "queued":
+    for planned in the_plan.runs:
+        row = rows.get(planned.name)
+        if row is None or row.get("status") != "queued":
             continue  # a resubmission of finished work: nothing to do for it
         jobs.append(
             Job(
@@ -275,7 +350,6 @@ def submit(hub: Hub, the_plan: Plan, client_key: str | None = None) -> tuple[dic
                 checkpoint=planned.checkpoint_ref(),
                 task=planned.task,
                 config=planned.config,
-                attempt=max(1, int(row.get("attempt") or 1)),
                 max_attempts=planned.max_attempts,
             )
         )
@@ -283,7 +357,7 @@ def submit(hub: Hub, the_plan: Plan, client_key: str | None = None) -> tuple[dic
 
 
 def run_experiment(
-    hub: Hub,
+    hub: Any,
     spec: Any,
     wait: bool = True,
     executor: Any = None,
@@ -294,7 +368,13 @@ def run_experiment(
 
     With ``wait=False`` the driver runs in a background thread of this process (a notebook kernel keeps
     working) and the call returns at once; ``exp.wait()`` blocks later. ``executor`` defaults to a
-    :class:`~evalhub.execution.RayExecutor` (a local Ray, or ``RAY_ADDRESS``).
+    :class:`~evalhub.execution.RayExecutor` (a local Ray, or ``RAY_ADDRESS``); every experiment of the
+    process shares one Ray connection, so several can run side by side; the driver lives in this
+    process, so its death stops the experiment (the server re-queues the runs it held).
+
+    With ``executor=ClusterExecutor(...)`` (opt-in) the experiment is handed to a scheduler that lives
+    on the Ray cluster: this process may exit or be killed and the runs go on; ``hub.experiment(id)``
+    reattaches from any process. A spec's ``scorers`` are applied only by a call that waits.
     """
     from evalhub.experiment import Experiment
 
@@ -307,10 +387,22 @@ def run_experiment(
         executor = RayExecutor()
     exp.executor = executor
     resources = the_plan.config.resources.model_dump()
+    runtime_env = the_plan.config.runtime_env
+    if hasattr(executor, "launch"):  # a scheduler on the cluster: nothing runs in this process
+        if jobs:
+            handover(hub, exp, executor, jobs, resources, runtime_env)
+        if wait:
+            exp.wait(progress=progress)
+            apply_scorers(exp, the_plan.spec.scorers, None)
+        return exp
 
     def drive() -> None:
         try:
-            executor.execute(hub, exp.id, jobs, resources)
+            if runtime_env:  # an executor of one's own need not know the keyword without one
+                executor.execute(hub, exp.id, jobs, resources, runtime_env=runtime_env)
+            else:
+                executor.execute(hub, exp.id, jobs, resources)
+            apply_scorers(exp, the_plan.spec.scorers, executor)
         except BaseException as exc:  # surfaced by exp.wait()
             log.exception("evalhub: the driver of experiment %s failed", exp.id)
             exp._driver_error = exc
@@ -319,7 +411,7 @@ def run_experiment(
     if jobs:
         if wait and hasattr(executor, "start"):
             try:
-                executor.start()  # Ray starts in the calling thread when the caller waits anyway
+                executor.start()  # a Ray that cannot start is an error here, not in a thread
             except Exception as exc:
                 _fail_unfinished(hub, jobs, f"the executor did not start: {exc}")
                 raise
@@ -331,17 +423,51 @@ def run_experiment(
     return exp
 
 
-def _fail_unfinished(hub: Hub, jobs: list[Job], error: str) -> None:
-    """Runs the driver can no longer execute end ``failed`` with the reason, never stay queued."""
+def handover(
+    hub: Any,
+    exp: Experiment,
+    executor: Any,
+    jobs: list[Job],
+    resources: dict[str, Any],
+    runtime_env: dict[str, Any] | None = None,
+) -> None:
+    """Give the experiment's queued runs to the scheduler on the cluster (:class:`ClusterExecutor`);
+    what it refuses (more GPUs than any node has, files too big to ship, a cluster that does not
+    answer) fails the runs with the reason and raises here."""
+    try:
+        ticket = executor.prepare(hub, jobs, resources, runtime_env)
+        executor.launch(hub, exp.id, ticket)
+    except Exception as exc:
+        _fail_unfinished(hub, jobs, f"the cluster did not take the experiment: {exc}")
+        raise
+
+
+def apply_scorers(exp: Experiment, scorers: list[dict[str, Any]], executor: Any = None) -> None:
+    """A spec's ``scorers`` over the experiment's finished runs (each a recorded scoring of every run)."""
+    runs = exp.client.paged(f"/experiments/{exp.id}/runs")
+    if not scorers or not any(r.get("status") == "completed" for r in runs):
+        return
+    from evalhub.scorers import from_spec
+
+    for entry in scorers:
+        scorer = from_spec(entry)
+        exp.score(scorer, baseline=getattr(scorer, "baseline", None), executor=executor)
+
+
+def _fail_unfinished(hub: Any, jobs: list[Job], error: str) -> None:
+    """Runs the driver can no longer execute end ``failed`` with the reason, never stay queued.
+
+    The server's state machine decides: a run that finished or was cancelled meanwhile stays so."""
     from evalhub.errors import EvalhubError
+    from evalhub.protocol import ACTIVE
 
     for job in jobs:
-        if job.status in ("completed", "failed", "cancelled"):
-            continue
         try:
-            hub.client.post(f"/runs/{job.run_id}/status", {"status": "failed", "error": error})
-        except EvalhubError:  # cancelled or finished meanwhile
+            client = client_of(hub)
+            if client.get(f"/runs/{job.run_id}").get("status") in ACTIVE:
+                client.post(f"/runs/{job.run_id}/status", {"status": "failed", "error": error})
+        except EvalhubError:  # finished meanwhile, or the server is away (it reaps leases itself)
             pass
 
 
-__all__ = ["Plan", "PlannedRun", "effective_config", "plan", "run_experiment", "submit"]
+__all__ = ["Plan", "PlannedRun", "apply_scorers", "effective_config", "plan", "run_experiment", "submit"]

@@ -25,15 +25,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from evalhub.adapters import RUNTIMES as ADAPTERS
 from evalhub.errors import Conflict, RepoConfigError
 
-if TYPE_CHECKING:
-    from evalhub.hub import Hub
-
 CONFIG_NAME = "ai_eval_config.yaml"
-RUNTIMES = ("python", "hf", "vllm", "openai")
+RUNTIMES = tuple(ADAPTERS)  # the one list: evalhub.adapters.RUNTIMES
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]*$")
 _ENTRYPOINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _KNOWN = {
@@ -183,7 +181,7 @@ def _checkpoints(value: Any, repo: Path, where: str) -> tuple[CheckpointEntry, .
     return tuple(entries)
 
 
-def register_repo(hub: Hub, path: str | Path) -> dict[str, Any]:
+def register_repo(registry: Any, path: str | Path) -> dict[str, Any]:
     """Validate ``path``'s ``ai_eval_config.yaml`` and register its family, model and checkpoints.
 
     Registering stores metadata only. An existing family is reused; an existing model is reused when it
@@ -192,12 +190,12 @@ def register_repo(hub: Hub, path: str | Path) -> dict[str, Any]:
     """
     cfg = load_config(path)
     try:
-        family = hub.register_family(cfg.family, modality=cfg.modality, description=cfg.description)
+        family = registry.register_family(cfg.family, modality=cfg.modality, description=cfg.description)
     except Conflict:
-        family = hub.family(cfg.family)
+        family = registry.family(cfg.family)
     code_uri = str(cfg.repo)
     try:
-        model = hub.register_model(
+        model = registry.register_model(
             cfg.model,
             family=cfg.family,
             runtime=cfg.runtime,
@@ -207,7 +205,7 @@ def register_repo(hub: Hub, path: str | Path) -> dict[str, Any]:
             metadata={**cfg.metadata, "config": str(cfg.path)},
         )
     except Conflict:
-        model = hub.model(cfg.model)
+        model = registry.model(cfg.model)
         if model.get("code_uri") != code_uri or model.get("adapter") != cfg.adapter:
             raise Conflict(
                 f"a model named {cfg.model!r} is already registered from {model.get('code_uri')} "
@@ -220,7 +218,7 @@ def register_repo(hub: Hub, path: str | Path) -> dict[str, Any]:
     for entry in cfg.checkpoints:
         try:
             checkpoints.append(
-                hub.register_checkpoint(
+                registry.register_checkpoint(
                     cfg.model,
                     entry.name,
                     uri=entry.uri,
@@ -230,5 +228,5 @@ def register_repo(hub: Hub, path: str | Path) -> dict[str, Any]:
                 )
             )
         except Conflict:
-            checkpoints.append(hub.checkpoint(cfg.model, entry.name))
+            checkpoints.append(registry.checkpoint(cfg.model, entry.name))
     return {"family": family, "model": model, "checkpoints": checkpoints}

@@ -7,6 +7,7 @@
 ...     checkpoints: [step-100, step-200]
 ... tasks: [arith-add]
 ... config: {limit: 50, seed: 1}
+... scorers: [{type: exact_match, ignore_case: true, strip: true}]
 ... ''')
 >>> spec.models[0].checkpoints
 ['step-100', 'step-200']
@@ -20,9 +21,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from evalhub.errors import SpecError
 
@@ -79,6 +88,12 @@ class RunConfig(_Strict):
     num_fewshot: int | None = Field(default=None, ge=0)
     apply_chat_template: bool = False
     fewshot_as_multiturn: bool = False
+    system_instruction: str | None = None
+    # a folder of the user's own lm-eval task YAMLs (lm-eval's --include_path); a path every worker sees
+    include_path: str | None = None
+    # a Ray runtime_env for every worker (pip, env_vars, working_dir, py_modules, ...): checked by Ray
+    # when the experiment is submitted; one that Ray cannot build on a node fails its runs naming why
+    runtime_env: dict[str, Any] | None = None
 
 
 class ModelEntry(_Strict):
@@ -89,6 +104,16 @@ class ModelEntry(_Strict):
     runtimes: list[str] | None = None
     # adapter params over the model's default_params, e.g. {base_url: ...} for the openai runtime
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("params")
+    @classmethod
+    def _no_secrets(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from evalhub._secrets import refusal, secret_keys
+
+        found = secret_keys(value)
+        if found:
+            raise ValueError(refusal(found, "params"))
+        return value
 
     @field_validator("checkpoints", "runtimes", mode="before")
     @classmethod
@@ -105,14 +130,33 @@ class ModelEntry(_Strict):
         return value
 
 
+def _scorer_entry(value: dict[str, Any]) -> dict[str, Any]:
+    """A ``scorers:`` entry must build a scorer (a known type with valid options)."""
+    from evalhub.errors import InvalidValue
+    from evalhub.scorers import from_spec
+
+    try:
+        from_spec(value)
+    except InvalidValue as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+ScorerEntry = Annotated[dict[str, Any], AfterValidator(_scorer_entry)]
+"""A scorer applied to every finished run's stored samples: ``{type: exact_match | regex | lm_eval |
+python | judge, ...options}`` (see :func:`evalhub.scorers.from_spec`)."""
+
+
 class ExperimentSpec(_Strict):
-    """An experiment: models x checkpoints x runtimes x tasks, under one config."""
+    """An experiment: models x checkpoints x runtimes x tasks, under one config; ``scorers`` score the
+    finished runs' samples again (each recorded as a scoring of every run)."""
 
     name: str = Field(min_length=1)
     models: list[ModelEntry] = Field(min_length=1)
     tasks: list[str] = Field(default_factory=list)
     benchmark: str | None = None
     config: RunConfig = Field(default_factory=RunConfig)
+    scorers: list[ScorerEntry] = Field(default_factory=list)
 
     @field_validator("tasks", mode="before")
     @classmethod

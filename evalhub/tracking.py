@@ -17,19 +17,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evalhub._events import EventStream, _check_key, _check_step
-from evalhub.client import check_number
+from evalhub._events import Delivery, EventStream, _check_key, _check_step
+from evalhub._frames import series_frame
+from evalhub.client import check_number, client_of
 from evalhub.errors import EvalhubError, InvalidValue
+from evalhub.protocol import TERMINAL, from_wire
+from evalhub.services.registry import Registry
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     import polars as pl
 
-    from evalhub.hub import Hub
     from evalhub.sysmetrics import Sampler
 
-_TERMINAL = ("completed", "failed", "cancelled")
 
 # Runs not finished by their script are finished at interpreter exit: failed if an exception
 # ended the program (seen through sys.excepthook), completed otherwise, as W&B does.
@@ -74,7 +75,7 @@ class Run:
 
     def __init__(
         self,
-        hub: Hub,
+        source: Any,
         data: Mapping[str, Any],
         *,
         system_metrics: bool = True,
@@ -82,14 +83,16 @@ class Run:
         stream: EventStream | None = None,
         model: str | None = None,
     ) -> None:
-        self.hub = hub
+        self.client = client_of(source)  # a Client, or a Hub
         self.data = dict(data)
         self.id: int = int(self.data["id"])
         self.name: str = str(self.data.get("name", ""))
         self.model = model or self.data.get("model")
-        self._stream = stream or EventStream(hub.client, self.id)
+        self._stream = stream or EventStream(self.client, self.id, attempt=int(self.data.get("attempt") or 1))
         self._next_step = 0
         self._finished = False
+        self.dropped = 0  # values run.log could not store (counted, warned once per reason, logged)
+        self._drop_reasons: set[str] = set()
         self._stream.status("running", worker={"node": socket.gethostname(), "pid": os.getpid(), "gpu": None})
         self._sampler: Sampler | None = None
         if system_metrics:
@@ -118,8 +121,10 @@ class Run:
     def log(self, values: Mapping[str, Any], step: int | None = None) -> None:
         """Log one point per key at ``step`` (default: one past the last step logged).
 
-        Non-numbers, NaN and infinity are refused at once with :class:`InvalidValue` naming the key;
-        nothing of that call is logged then.
+        NaN and ±infinity are values (a diverging loss is what you want to see). What cannot be
+        stored (a non-number, a key that is not a string of 1-255 chars, a step outside 64 bits) never
+        raises in a training loop: it is dropped, counted in ``run.dropped``, warned about once per
+        reason and logged on the run; the call's other values are kept.
         """
         if self._finished:
             raise EvalhubError(
@@ -128,17 +133,42 @@ class Run:
         if type(values) is not dict and not isinstance(values, Mapping):
             raise InvalidValue(f"run.log takes a dict of key -> number, got {type(values).__name__}")
         # No lock: with several threads logging into one run, give each call its step.
-        s = self._next_step if step is None else (step if type(step) is int else _check_step(step))
+        if step is None:
+            s = self._next_step
+        elif type(step) is int and -(2**63) <= step < 2**63:
+            s = step
+        else:
+            try:
+                s = _check_step(step)
+            except InvalidValue as exc:
+                self._drop(len(values), f"step {step!r}", str(exc))
+                return
         now = time.time()
         points = []
         for k, v in values.items():
-            if type(v) is float and v - v == 0.0 and type(k) is str and 0 < len(k) <= 255:
-                points.append((k, s, v, now))  # fast path: a finite float under a valid key
-            else:
+            if type(v) is float and type(k) is str and 0 < len(k) <= 255 and k.isascii():
+                points.append((k, s, v, now))  # fast path: a float under a plain key
+                continue
+            try:
                 points.append((_check_key(k), s, check_number(k, v), now))
+            except InvalidValue as exc:
+                self._drop(1, f"key {k!r}", str(exc))
         self._next_step = s + 1
         if points:
             self._stream._put(points)  # already checked: skip series_many's second pass
+
+    def _drop(self, n: int, what: str, reason: str) -> None:
+        """Count values run.log cannot store; say so once per reason (a warning and a line on the run)."""
+        import warnings
+
+        self.dropped += n
+        kind = reason.split(":")[-1].strip()[:120]
+        if kind in self._drop_reasons:
+            return
+        self._drop_reasons.add(kind)
+        message = f"run {self.id}: dropped {what} (cannot be stored: {reason}); further ones are only counted"
+        warnings.warn(message, stacklevel=3)
+        self._stream.log(message.encode("ascii", "backslashreplace").decode(), level="warning")
 
     def summary(self, values: Mapping[str, Any]) -> None:
         """Set summary metrics of the run (a later value of a key replaces the earlier one)."""
@@ -175,7 +205,7 @@ class Run:
             text = str(Path(text).expanduser().resolve())
         if name is None:
             name = f"step-{step}" if step is not None else Path(text.rstrip("/")).name
-        checkpoint = self.hub.register_checkpoint(
+        checkpoint = Registry(self.client).register_checkpoint(
             model,
             name,
             uri=text,
@@ -191,7 +221,15 @@ class Run:
 
     def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> dict[str, Any]:
         """Upload a file (a config, a log, a results JSON) to the run's artifact store."""
-        return self.hub.upload_artifact(self.id, path, name=name)
+        from urllib.parse import quote
+
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise InvalidValue(f"artifact {file} is not a file")
+        result: dict[str, Any] = self.client.put_file(
+            f"/runs/{self.id}/artifacts/{quote(name or file.name, safe='')}", file
+        )
+        return result
 
     def _log_system(self, index: int, values: dict[str, float]) -> None:
         if not self._finished:
@@ -202,33 +240,38 @@ class Run:
     def series(self, key: str, max_points: int = 1000) -> pl.DataFrame:
         """This run's ``key`` series (flushes first)."""
         self.flush()
-        return self.hub.series(self.id, key, max_points=max_points)
+        answer = self.client.get(f"/runs/{self.id}/series", key=key, max_points=max_points)
+        return series_frame(answer.get("points", []))
 
     def metrics(self) -> dict[str, float]:
         """This run's summary metrics (flushes first)."""
         self.flush()
-        return self.hub.metrics(self.id)
+        values = self.client.get(f"/runs/{self.id}/metrics").get("metrics", {})
+        return {k: float(from_wire(v)) for k, v in values.items()}
 
     # -- ending ------------------------------------------------------------------------------------
 
-    def flush(self, timeout: float | None = None) -> None:
-        """Block until everything logged so far is stored."""
-        self._stream.flush(timeout)
+    def flush(self, timeout: float | None = None) -> Delivery:
+        """Block until everything logged so far is acknowledged; what was stored and what dropped."""
+        return self._stream.flush(timeout)
 
     def finish(
         self, status: str = "completed", error: str | None = None, timeout: float | None = 60.0
-    ) -> None:
-        """End the run (``completed``, ``failed`` with ``error``, or ``cancelled``), sending everything."""
-        if status not in _TERMINAL:
-            raise InvalidValue(f"finish status must be one of {', '.join(_TERMINAL)}, got {status!r}")
+    ) -> Delivery:
+        """End the run (``completed``, ``failed`` with ``error``, or ``cancelled``), sending everything;
+        returns what became of everything logged (stored, dropped)."""
+        if status not in TERMINAL:
+            raise InvalidValue(f"finish status must be one of {', '.join(TERMINAL)}, got {status!r}")
         if self._finished:
-            return
+            return self._stream.delivery()
         self._finished = True
         _LIVE_RUNS.discard(self)
         if self._sampler is not None:
             self._sampler.stop()
+        if self.dropped:
+            self._stream.log(f"run.log dropped {self.dropped} values that cannot be stored", level="warning")
         self._stream.status(status, error=error)
-        self._stream.close(timeout)
+        return self._stream.close(timeout)
 
     def __enter__(self) -> Run:
         return self

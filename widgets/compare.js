@@ -46,7 +46,7 @@ function render({ model, el }) {
       "div",
       { class: "evh-head" },
       h("span", { class: "evh-title" }, model.get("title") || `experiment ${model.get("experiment_id")}`),
-      h("span", { class: "evh-muted" }, `${rows.length} runs · ★ best per column`),
+      h("span", { class: "evh-muted" }, `${rows.length} runs · ★ best per column${baseline ? " · * significant (Holm p < 0.05)" : ""}`),
       h("label", { class: "evh-muted" }, "baseline ", select),
     );
     const parts = [head];
@@ -84,8 +84,19 @@ function render({ model, el }) {
           let delta = null;
           if (d !== undefined) {
             const good = lower.has(m) ? d < 0 : d > 0;
-            const cls = d === 0 ? "evh-muted" : good ? "evh-better" : "evh-worse";
-            delta = h("span", { class: `evh-delta ${cls}` }, `${d >= 0 ? "+" : ""}${fmt(d)}`);
+            const ci = r.ci ? r.ci[m] : undefined;
+            const sig = (r.significant || []).includes(m);
+            // without a significant paired test, a difference is shown but not coloured as a win or loss
+            const cls = d === 0 || (ci && !sig) ? "evh-muted" : good ? "evh-better" : "evh-worse";
+            const title = ci
+              ? `paired: ${d >= 0 ? "+" : ""}${fmt(d)}, 95% CI [${fmt(ci[0])}, ${fmt(ci[1])}], Holm p = ${fmt(r.p_holm[m])}${sig ? " (significant)" : ""}`
+              : "difference to the baseline (no per-sample scores: untested)";
+            delta = h(
+              "span",
+              { class: `evh-delta ${cls}${sig ? " evh-significant" : ""}`, title, "data-significant": String(sig) },
+              `${d >= 0 ? "+" : ""}${fmt(d)}${sig ? " *" : ""}`,
+              ci ? h("span", { class: "evh-ci" }, ` [${fmt(ci[0])}, ${fmt(ci[1])}]`) : null,
+            );
           }
           const se = r.stderr[m];
           return h(
@@ -107,13 +118,31 @@ function render({ model, el }) {
       }
       table.append(body);
       parts.push(table);
+      const folded = t.folded || [];
+      if (folded.length) {
+        // a group's subtasks and subgroups: folded under the group's own scores
+        const sub = h(
+          "table",
+          { class: "evh-folded-table" },
+          h("thead", {}, h("tr", {}, h("th", {}, "config"), ...folded.map((/** @type {string} */ m) => h("th", { class: "evh-num" }, m)))),
+          h(
+            "tbody",
+            {},
+            ...taskRows.map((/** @type {any} */ r) =>
+              h("tr", { "data-run-id": r.run_id }, h("td", {}, r.label), ...folded.map((/** @type {string} */ m) => h("td", { class: "evh-num" }, fmt(r.metrics[m])))),
+            ),
+          ),
+        );
+        parts.push(h("details", { class: "evh-folded", "data-task": t.task }, h("summary", {}, `${folded.length} subtask scores` + (t.aggregation ? ` · the group's score: ${t.aggregation}` : "")), sub));
+      }
     }
     if (!rows.length) parts.push(h("div", { class: "evh-muted" }, "no runs yet"));
+    if (model.get("stats_error")) parts.push(h("div", { class: "evh-muted" }, model.get("stats_error")));
     root.replaceChildren(...parts);
   }
 
   draw();
-  const events = ["change:rows", "change:tasks", "change:labels", "change:baseline", "change:title"];
+  const events = ["change:rows", "change:tasks", "change:labels", "change:baseline", "change:title", "change:stats_error"];
   for (const e of events) model.on(e, draw);
   return () => {
     for (const e of events) model.off(e, draw);

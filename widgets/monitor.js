@@ -9,8 +9,6 @@ function duration(s) {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
 }
 
-const TERMINAL = new Set(["completed", "failed", "cancelled"]);
-
 /** @param {{model: any, el: HTMLElement}} ctx */
 function render({ model, el }) {
   const root = h("div", { class: "evh evh-monitor" });
@@ -19,7 +17,8 @@ function render({ model, el }) {
   function draw() {
     const runs = model.get("runs") || [];
     const counts = model.get("counts") || {};
-    const allDone = runs.length > 0 && runs.every((r) => TERMINAL.has(r.status));
+    const terminal = new Set(model.get("terminal") || []); // the statuses after which a run is done
+    const allDone = runs.length > 0 && runs.every((r) => terminal.has(r.status));
     root.dataset.status = model.get("status");
     root.dataset.done = String(allDone);
     root.dataset.runs = String(runs.length);

@@ -18,6 +18,7 @@ RUNTIMES: dict[str, str] = {
     "vllm": "evalhub.adapters.vllm:VLLMAdapter",
     "openai": "evalhub.adapters.openai:OpenAIAdapter",
     "python": "evalhub.adapters.python:PythonAdapter",
+    "diffusers": "evalhub.adapters.diffusers:DiffusersAdapter",
 }
 
 

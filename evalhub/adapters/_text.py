@@ -18,12 +18,26 @@ class Encoder:
     def __init__(self, tokenizer: Any, add_bos_token: bool | None = None) -> None:
         self.tokenizer = tokenizer
         self.add_bos_token = add_bos_token
+        self._prefix_text: str | None = None
 
     @property
     def prefix_token_id(self) -> int:
         """The token a context-free continuation is conditioned on: BOS, else EOS."""
         bos = self.tokenizer.bos_token_id
         return int(bos if bos is not None else self.tokenizer.eos_token_id)
+
+    @property
+    def prefix_text(self) -> str:
+        """The prefix token as text (a text that starts with it gets no special tokens added)."""
+        if self._prefix_text is None:
+            self._prefix_text = str(self.tokenizer.decode(self.prefix_token_id))
+        return self._prefix_text
+
+    def _kwargs_for(self, text: str) -> dict[str, bool]:
+        kwargs = self.special_kwargs()
+        if text.startswith(self.prefix_text):
+            kwargs["add_special_tokens"] = False  # the text already starts with BOS
+        return kwargs
 
     def special_kwargs(self, add_special_tokens: bool | None = None) -> dict[str, bool]:
         if add_special_tokens is not None:
@@ -33,10 +47,26 @@ class Encoder:
         return {}
 
     def encode(self, text: str, add_special_tokens: bool | None = None) -> list[int]:
-        kwargs = self.special_kwargs(add_special_tokens)
-        if add_special_tokens is None and text.startswith(self.tokenizer.decode(self.prefix_token_id)):
-            kwargs["add_special_tokens"] = False  # the text already starts with BOS
+        kwargs = (
+            self.special_kwargs(add_special_tokens)
+            if add_special_tokens is not None
+            else self._kwargs_for(text)
+        )
         return list(self.tokenizer.encode(text, **kwargs))
+
+    def encode_many(self, texts: Sequence[str]) -> list[list[int]]:
+        """:meth:`encode` of each text; a fast tokenizer encodes them in one batch call (the same ids)."""
+        if len(texts) < 2 or not getattr(self.tokenizer, "is_fast", False):
+            return [self.encode(t) for t in texts]
+        out: list[list[int]] = [[] for _ in texts]
+        by_kwargs: dict[tuple[tuple[str, bool], ...], list[int]] = {}
+        for i, text in enumerate(texts):
+            by_kwargs.setdefault(tuple(sorted(self._kwargs_for(text).items())), []).append(i)
+        for key, indices in by_kwargs.items():
+            encoded = self.tokenizer([texts[i] for i in indices], **dict(key))["input_ids"]
+            for i, ids in zip(indices, encoded, strict=True):
+                out[i] = list(ids)
+        return out
 
     def batch_kwargs(self, texts: Sequence[str]) -> dict[str, bool]:
         """The ``add_special_tokens`` argument lm-eval passes when it encodes a batch of prompts."""
@@ -64,6 +94,32 @@ class Encoder:
         whole = self.encode(context + continuation)
         ctx = self.encode(context)
         return ctx, whole[len(ctx) :]
+
+    def encode_pairs(self, requests: Sequence[tuple[str, str]]) -> list[TokenPair]:
+        """:meth:`encode_pair` of each request, with the texts encoded in batches and each distinct
+        context once (the choices of a question share theirs)."""
+        moved: list[tuple[str, str] | None] = []
+        for context, continuation in requests:
+            if context == "":
+                moved.append(None)
+                continue
+            n_spaces = len(context) - len(context.rstrip())
+            if n_spaces > 0:
+                context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
+            moved.append((context, continuation))
+        contexts = list(dict.fromkeys(m[0] for m in moved if m is not None))
+        by_context = dict(zip(contexts, self.encode_many(contexts), strict=True))
+        wholes = self.encode_many([m[0] + m[1] for m in moved if m is not None])
+        out: list[TokenPair] = []
+        k = 0
+        for request, m in zip(requests, moved, strict=True):
+            if m is None:
+                out.append(self.encode_pair(*request))
+                continue
+            ctx = by_context[m[0]]
+            out.append((ctx, wholes[k][len(ctx) :]))
+            k += 1
+        return out
 
 
 def rolling_windows(tokens: list[int], prefix_token: int, max_seq_len: int) -> list[TokenPair]:
@@ -119,3 +175,37 @@ def group_by_input(pairs: Sequence[TokenPair]) -> list[list[int]]:
         lead = max(members, key=lambda i: len(pairs[i][1]))
         result.append([lead] + [i for i in members if i != lead])
     return result
+
+
+def tokenizer_chat_template(tokenizer: Any) -> str | None:
+    """A Hugging Face tokenizer's chat template (the default one of named templates), or ``None``."""
+    template = getattr(tokenizer, "chat_template", None)
+    if isinstance(template, dict):
+        template = template.get("default") or next(iter(template.values()), None)
+    return str(template) if template else None
+
+
+def render_chat(
+    tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool, name: str
+) -> str:
+    """``messages`` through the tokenizer's chat template, as lm-eval's ``hf`` backend renders them (a template
+    that refuses a system message gets the chat without it). ``name`` names the checkpoint in errors."""
+    from evalhub.errors import AdapterError
+
+    if tokenizer_chat_template(tokenizer) is None:
+        raise AdapterError(
+            f"the tokenizer of {name} has no chat template (no chat_template in tokenizer_config.json, no "
+            "chat_template.jinja); set config.apply_chat_template: false"
+        )
+    import jinja2
+
+    kwargs = {
+        "tokenize": False,
+        "add_generation_prompt": add_generation_prompt,
+        "continue_final_message": not add_generation_prompt,
+    }
+    try:
+        text = tokenizer.apply_chat_template(messages, **kwargs)
+    except jinja2.exceptions.TemplateError:
+        text = tokenizer.apply_chat_template([m for m in messages if m.get("role") != "system"], **kwargs)
+    return str(text)

@@ -5,14 +5,17 @@ available, else ``cpu``), ``dtype`` (``auto``: bfloat16 on CUDA, float32 on CPU;
 ``max_length`` (the model's context size), ``add_bos_token`` (``None``: the tokenizer's default),
 ``trust_remote_code`` (False), ``seed`` (sampling seed, 1234).
 
-Tokenization, batching order, padding and stop handling follow lm-eval's ``hf`` backend, so greedy outputs
-and log-likelihoods equal those of ``lm_eval.simple_evaluate(model="hf", model_args="pretrained=<dir>")``.
+Tokenization, batching order, padding, stop handling and chat templates follow lm-eval's ``hf`` backend, so
+greedy outputs and log-likelihoods equal those of ``lm_eval.simple_evaluate(model="hf",
+model_args="pretrained=<dir>")``. Requests are sorted by length over the whole call and answered
+``batch_size`` at a time; each request's latency is that of its own batch (a likelihood: the forward pass
+that scored it; a generation: from its batch's start until its own sequence finished, and until its first
+token, ``ttft_ms``).
 """
 
 from __future__ import annotations
 
-import resource
-import sys
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +24,13 @@ from evalhub.adapters._text import (
     TokenPair,
     cut_at_stop,
     group_by_input,
+    render_chat,
     rolling_windows,
     sorted_batches,
     stop_at,
+    tokenizer_chat_template,
 )
-from evalhub.adapters.base import Adapter, CheckpointRef, Generation, GenerationParams
+from evalhub.adapters.base import Adapter, CheckpointRef, Generation, GenerationParams, Message
 
 if TYPE_CHECKING:
     import torch
@@ -46,15 +51,11 @@ class TokenLogprob:
     top: dict[str, float] = field(default_factory=dict)
 
 
-def _peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
-
-
 class HFAdapter(Adapter):
     """transformers ``AutoModelForCausalLM`` + ``AutoTokenizer``, batched, on one device."""
 
     runtime = "hf"
+    reports_batches = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -97,8 +98,7 @@ class HFAdapter(Adapter):
         self.encoder = Encoder(tokenizer, params.get("add_bos_token"))
         self.max_length = int(params.get("max_length") or _context_size(model.config, tokenizer))
         self.checkpoint = checkpoint
-        if self.device.startswith("cuda"):
-            torch.cuda.reset_peak_memory_stats(self.device)
+        self.reset_peak_memory()
 
     def close(self) -> None:
         self.model = None
@@ -112,13 +112,31 @@ class HFAdapter(Adapter):
         except ImportError:  # pragma: no cover - torch is needed to load at all
             pass
 
+    def reset_peak_memory(self) -> None:
+        """Start a new peak-memory window (``torch.cuda.reset_peak_memory_stats`` on a GPU)."""
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.reset_peak_memory_stats(self.device)
+
     def peak_memory_mb(self) -> float | None:
-        """Peak memory: ``torch.cuda.max_memory_allocated`` on a GPU, the process's peak RSS on CPU."""
+        """Peak GPU memory allocated since the last ``reset_peak_memory`` (``None`` on CPU: the engine
+        samples the process's resident memory instead)."""
         if self.device.startswith("cuda"):
             import torch
 
             return float(torch.cuda.max_memory_allocated(self.device)) / 2**20
-        return _peak_rss_mb()
+        return None
+
+    # -- chats -----------------------------------------------------------------------------------
+
+    def chat_template(self) -> str | None:
+        return tokenizer_chat_template(self.tokenizer)
+
+    def apply_chat_template(self, messages: list[Message], add_generation_prompt: bool = True) -> str:
+        """The tokenizer's chat template over ``messages`` (as lm-eval's ``hf`` backend applies it)."""
+        _, tokenizer, _ = self._require()
+        return render_chat(tokenizer, messages, add_generation_prompt, _name(self.checkpoint))
 
     def _require(self) -> tuple[Any, Any, Encoder]:
         from evalhub.errors import AdapterError
@@ -168,16 +186,18 @@ class HFAdapter(Adapter):
             kwargs: dict[str, Any] = {"do_sample": False}
             if sampling:
                 kwargs = {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
+            clock = _RowClock(len(batch))
             with torch.inference_mode():
                 seqs = model.generate(
                     input_ids=ids,
                     attention_mask=mask,
                     max_length=width + max_new,
-                    stopping_criteria=_stop_criteria(tokenizer, until, width),
+                    stopping_criteria=_stop_criteria(tokenizer, until, width, clock),
                     pad_token_id=tokenizer.pad_token_id,
                     use_cache=True,
                     **kwargs,
                 )
+            clock.finish()
             for row, i in enumerate(batch):
                 new = seqs[row, width:].tolist()
                 text = cut_at_stop(tokenizer.decode(new, skip_special_tokens=True), until)
@@ -185,15 +205,17 @@ class HFAdapter(Adapter):
                     text=text,
                     tokens_in=int(mask[row].sum()),
                     tokens_out=_count_generated(new, tokenizer, until),
+                    latency_ms=clock.latency_ms(row),
+                    ttft_ms=clock.ttft_ms(),
                 )
+            self._batch_done(batch)
         return [g for g in out if g is not None]
 
     # -- likelihoods -----------------------------------------------------------------------------
 
     def _loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
         _, _, encoder = self._require()
-        pairs = [encoder.encode_pair(ctx, cont) for ctx, cont in requests]
-        return self._score_tokens(pairs)
+        return self._score_tokens(encoder.encode_pairs(requests))
 
     def _loglikelihood_rolling(self, texts: list[str]) -> list[float]:
         _, _, encoder = self._require()
@@ -204,11 +226,22 @@ class HFAdapter(Adapter):
                 windows.append(window)
                 owners.append(i)
         totals = [0.0] * len(texts)
+        left = [owners.count(i) for i in range(len(texts))]
         # lm-eval scores the windows batch by batch, in their order
         for start in range(0, len(windows), self.batch_size):
             chunk = windows[start : start + self.batch_size]
-            for j, (logprob, _) in enumerate(self._score_tokens(chunk)):
-                totals[owners[start + j]] += logprob
+            t0 = time.perf_counter()
+            scored = self._score_tokens(chunk, report=False)
+            seconds = time.perf_counter() - t0
+            done = []
+            for j, (logprob, _) in enumerate(scored):
+                owner = owners[start + j]
+                totals[owner] += logprob
+                left[owner] -= 1
+                if left[owner] == 0:
+                    done.append(owner)
+            self._add_latency(sorted(set(owners[start : start + len(chunk)])), seconds)
+            self._batch_done(done)
         return totals
 
     def prompt_logprobs(self, texts: list[str], top: int = 1) -> list[list[TokenLogprob]]:
@@ -242,7 +275,7 @@ class HFAdapter(Adapter):
             answers.append(items)
         return answers
 
-    def _score_tokens(self, pairs: list[TokenPair]) -> list[tuple[float, bool]]:
+    def _score_tokens(self, pairs: list[TokenPair], report: bool = True) -> list[tuple[float, bool]]:
         import torch
         import torch.nn.functional as F
 
@@ -268,21 +301,52 @@ class HFAdapter(Adapter):
             padded = torch.zeros((len(inputs), width), dtype=torch.long)
             for row, t in enumerate(inputs):
                 padded[row, : t.shape[0]] = t  # right padding: a causal model never looks right
+            t0 = time.perf_counter()
             with torch.inference_mode():
-                logprobs = F.log_softmax(model(padded.to(self.device)).logits, dim=-1)
-            for row, g in enumerate(batch):
-                lead_cont = pairs[groups[g][0]][1]
-                n_in = inputs[row].shape[0]
-                selected = logprobs[row, n_in - len(lead_cont) : n_in].unsqueeze(0)
-                greedy = selected.argmax(dim=-1)
-                for i in groups[g]:
-                    target = torch.tensor(pairs[i][1], dtype=torch.long, device=selected.device).unsqueeze(0)
-                    is_greedy = bool((greedy[:, -target.shape[1] :] == target).all())
-                    picked = torch.gather(selected[:, -target.shape[1] :], 2, target.unsqueeze(-1)).squeeze(
-                        -1
-                    )
-                    results[i] = (float(picked.sum()), is_greedy)
+                logits = model(padded.to(self.device)).logits
+                for row, g in enumerate(batch):
+                    lead_cont = pairs[groups[g][0]][1]
+                    n_in = inputs[row].shape[0]
+                    # only the positions that predict the continuation: the values lm-eval's log_softmax
+                    # over the whole batch gives there, without normalising every padded position
+                    selected = F.log_softmax(logits[row, n_in - len(lead_cont) : n_in], dim=-1).unsqueeze(0)
+                    greedy = selected.argmax(dim=-1)
+                    for i in groups[g]:
+                        cont = pairs[i][1]
+                        target = torch.tensor(cont, dtype=torch.long, device=selected.device).unsqueeze(0)
+                        is_greedy = bool((greedy[:, -len(cont) :] == target).all())
+                        picked = torch.gather(selected[:, -len(cont) :], 2, target.unsqueeze(-1)).squeeze(-1)
+                        results[i] = (float(picked.sum()), is_greedy)
+            scored_s = time.perf_counter() - t0  # the pass that scored the batch's requests, whole
+            if report:
+                self._batch_done([i for g in batch for i in groups[g]], scored_s)
         return [r for r in results if r is not None]
+
+
+def has_chat_template(uri: str) -> bool | None:
+    """Whether the tokenizer in a local checkpoint folder has a chat template, read from its files (nothing is
+    loaded): ``None`` when the folder is not on this machine (a remote URI, a path only workers see)."""
+    import json
+    from pathlib import Path
+
+    path = Path(uri[len("file://") :] if uri.startswith("file://") else uri).expanduser()
+    if ("://" in uri and not uri.startswith("file://")) or not path.is_dir():
+        return None
+    if (path / "chat_template.jinja").is_file() or (path / "chat_template.json").is_file():
+        return True
+    if (path / "additional_chat_templates").is_dir():
+        return True
+    config = path / "tokenizer_config.json"
+    if not config.is_file():
+        return None
+    try:
+        return bool(json.loads(config.read_text(encoding="utf-8")).get("chat_template"))
+    except (ValueError, OSError):
+        return None
+
+
+def _name(ref: CheckpointRef | None) -> str:
+    return f"checkpoint {ref.model}/{ref.name}" if ref is not None else "this checkpoint"
 
 
 def _torch_dtype(value: Any, device: str) -> torch.dtype:
@@ -352,8 +416,38 @@ def _count_generated(new_tokens: list[int], tokenizer: Any, until: list[str]) ->
     return len(new_tokens)
 
 
-def _stop_criteria(tokenizer: Any, until: list[str], prompt_width: int) -> Any:
-    """Per-row stop: a row is done once its new text holds a stop sequence."""
+class _RowClock:
+    """When each row of a generation batch finished, and when the first token came (all rows at once)."""
+
+    def __init__(self, rows: int) -> None:
+        self.start = time.perf_counter()
+        self.first: float | None = None
+        self.done: list[float | None] = [None] * rows
+
+    def step(self, finished: list[bool]) -> None:
+        now = time.perf_counter()
+        if self.first is None:
+            self.first = now
+        for row, flag in enumerate(finished):
+            if flag and self.done[row] is None:
+                self.done[row] = now
+
+    def finish(self) -> None:
+        now = time.perf_counter()
+        self.done = [t if t is not None else now for t in self.done]
+
+    def latency_ms(self, row: int) -> float:
+        end = self.done[row]
+        return ((end if end is not None else time.perf_counter()) - self.start) * 1000.0
+
+    def ttft_ms(self) -> float | None:
+        return (self.first - self.start) * 1000.0 if self.first is not None else None
+
+
+def _stop_criteria(
+    tokenizer: Any, until: list[str], prompt_width: int, clock: _RowClock | None = None
+) -> Any:
+    """Per-row stop: a row is done once its new text holds a stop sequence (``clock`` notes when)."""
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -361,6 +455,8 @@ def _stop_criteria(tokenizer: Any, until: list[str], prompt_width: int) -> Any:
         def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
             texts = tokenizer.batch_decode(input_ids[:, prompt_width:], skip_special_tokens=False)
             done = [stop_at(t, until) is not None for t in texts]
+            if clock is not None:
+                clock.step(done)
             return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
     return StoppingCriteriaList([StopSequences()])

@@ -5,6 +5,15 @@ The class named by ``adapter`` (``module:Class``) is imported from ``code_uri`` 
 ``generate(prompts, params) -> list[str]`` (``params`` is a plain dict of the generation parameters) and,
 optionally, ``loglikelihood(requests) -> list[(float, bool)]`` and ``loglikelihood_rolling(texts)``.
 Its answers are checked: a wrong count or type is an ``AdapterError`` naming the plugin.
+
+A text-to-image plugin answers ``generate_images(prompts, settings) -> list[image]`` instead (PIL images or
+H x W x 3 uint8 arrays; ``settings`` holds steps, guidance, width, height, negative_prompt and one seed
+per prompt under ``seeds``); the ``t2i`` engine scores it like a diffusers pipeline.
+
+Chats (``config.apply_chat_template``): a plugin that sets ``takes_messages = True`` gets them as lists of
+``{"role", "content"}`` messages in ``generate``; one with ``apply_chat_template(messages,
+add_generation_prompt)`` renders them to a prompt itself (likelihood tasks then work too); one with
+neither is refused. A generation dict may carry ``tokens_in``/``tokens_out``; left out, they stay unknown.
 """
 
 from __future__ import annotations
@@ -12,11 +21,12 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from evalhub.adapters._text import cut_at_stop
-from evalhub.adapters.base import Adapter, CheckpointRef, Generation, GenerationParams
+from evalhub.adapters.base import Adapter, CheckpointRef, Generation, GenerationParams, Message, _check_count
 from evalhub.errors import AdapterError
 
 
@@ -59,10 +69,63 @@ class PythonAdapter(Adapter):
 
     runtime = "python"
 
+    device = "cpu"  # a plugin's images are the plugin's business; evalhub measures around the call
+    pipeline = None
+
     def __init__(self) -> None:
         super().__init__()
         self.plugin: Any = None
         self.entrypoint = ""
+
+    @property
+    def makes_images(self) -> bool:
+        """Whether the plugin exposes ``generate_images(prompts, params)`` (a text-to-image model)."""
+        return callable(getattr(self.plugin, "generate_images", None))
+
+    def resolve(self, params: Any) -> Any:
+        """Image settings with an unset size filled from the plugin's ``width``/``height`` (default 64)."""
+        from dataclasses import replace
+
+        from evalhub.adapters.diffusers import ImageParams
+
+        p = params if params is not None else ImageParams()
+        return replace(p, width=p.width or int(getattr(self.plugin, "width", 64)),
+                       height=p.height or int(getattr(self.plugin, "height", 64)))  # fmt: skip
+
+    def generate_images(self, prompts: Sequence[str], params: Any = None) -> list[Any]:
+        """One image per prompt from the plugin's ``generate_images(prompts, params)`` (PIL images or
+        H x W x 3 uint8 arrays, in order), with a seed per prompt in ``params["seeds"]``; timed per call."""
+        import time
+
+        import numpy as np
+
+        from evalhub.adapters.diffusers import GeneratedImage
+
+        if not self.makes_images:
+            raise AdapterError(f"plugin {self.entrypoint} has no generate_images(prompts, params) method")
+        p = self.resolve(params)
+        seeds = [p.seed_of(i) for i in range(len(prompts))]
+        settings = {"steps": p.steps, "guidance": p.guidance, "width": p.width, "height": p.height,
+                    "negative_prompt": p.negative_prompt, "seeds": seeds}  # fmt: skip
+        started = time.perf_counter()
+        images = list(self.plugin.generate_images([str(x) for x in prompts], settings))
+        latency = (time.perf_counter() - started) * 1000.0
+        _check_count("generate_images", len(prompts), len(images))
+        out = []
+        for prompt, seed, image in zip(prompts, seeds, images, strict=True):
+            pixels = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image, dtype=np.uint8)
+            if pixels.ndim != 3 or pixels.shape[2] != 3:
+                raise AdapterError(f"plugin {self.entrypoint} returned an image of shape {pixels.shape}, not H x W x 3")
+            out.append(GeneratedImage(pixels=pixels, prompt=str(prompt), seed=seed, latency_ms=latency,
+                                      batch_size=len(prompts), width=int(pixels.shape[1]), height=int(pixels.shape[0]),
+                                      params={k: v for k, v in settings.items() if k != "seeds"}))  # fmt: skip
+        return out
+
+    def peak_memory_mb(self) -> float | None:
+        """The worker process's peak RSS (a plugin's GPU use is not visible from here)."""
+        from evalhub.adapters.diffusers import _peak_rss_mb
+
+        return _peak_rss_mb()
 
     def load(self, checkpoint: CheckpointRef) -> None:
         from evalhub.adapters.uris import resolve
@@ -82,9 +145,32 @@ class PythonAdapter(Adapter):
                 f"plugin {checkpoint.adapter} failed to load checkpoint {checkpoint.model}/{checkpoint.name}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-        if not callable(getattr(self.plugin, "generate", None)):
-            raise AdapterError(f"plugin {checkpoint.adapter} has no generate(prompts, params) method")
+        if not callable(getattr(self.plugin, "generate", None)) and not self.makes_images:
+            raise AdapterError(
+                f"plugin {checkpoint.adapter} has neither generate(prompts, params) nor "
+                "generate_images(prompts, params)"
+            )
+        self.takes_messages = bool(getattr(self.plugin, "takes_messages", False))
+        self.batch_size = max(1, int(checkpoint.params.get("batch_size", self.batch_size)))
         self.checkpoint = checkpoint
+
+    def chat_template(self) -> str | None:
+        renders = callable(getattr(self.plugin, "apply_chat_template", None))
+        return f"plugin {self.entrypoint}.apply_chat_template" if renders else None
+
+    def apply_chat_template(self, messages: list[Message], add_generation_prompt: bool = True) -> str:
+        if not callable(getattr(self.plugin, "apply_chat_template", None)):
+            raise AdapterError(
+                f"plugin {self.entrypoint} takes no chats: give it takes_messages = True (generate gets "
+                "lists of messages) or an apply_chat_template(messages, add_generation_prompt) method, or "
+                "set config.apply_chat_template: false"
+            )
+        text = self._call("apply_chat_template", messages, add_generation_prompt)
+        if not isinstance(text, str):
+            raise AdapterError(
+                f"plugin {self.entrypoint}.apply_chat_template returned a {type(text).__name__}, not a string"
+            )
+        return text
 
     def close(self) -> None:
         closer = getattr(self.plugin, "close", None)
@@ -119,7 +205,7 @@ class PythonAdapter(Adapter):
             )
         return items
 
-    def _generate(self, prompts: list[str], params: GenerationParams) -> list[Generation]:
+    def _generate(self, prompts: list[Any], params: GenerationParams) -> list[Generation]:
         as_dict = dataclasses.asdict(params)
         as_dict["until"] = list(params.until)
         items = self._outputs("generate", self._call("generate", list(prompts), as_dict), len(prompts))
@@ -130,10 +216,11 @@ class PythonAdapter(Adapter):
             elif isinstance(item, str):
                 gen = Generation(text=item)
             elif isinstance(item, dict) and isinstance(item.get("text"), str):
+                tokens_in, tokens_out = item.get("tokens_in"), item.get("tokens_out")
                 gen = Generation(
                     text=item["text"],
-                    tokens_in=int(item.get("tokens_in", 0)),
-                    tokens_out=int(item.get("tokens_out", 0)),
+                    tokens_in=int(tokens_in) if tokens_in is not None else None,
+                    tokens_out=int(tokens_out) if tokens_out is not None else None,
                 )
             else:
                 raise AdapterError(

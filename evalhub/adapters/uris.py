@@ -12,12 +12,14 @@ Remote weights are fetched once into a cache (``EVALHUB_HOME/cache`` by default)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -96,8 +98,6 @@ def _expected_digest(url: str, fragment: str) -> str | None:
 
 
 def _http(uri: str, cache: Path) -> Path:
-    import httpx
-
     parts = urlsplit(uri)
     url = uri.split("#", 1)[0]
     name = Path(unquote(parts.path)).name or "weights"
@@ -105,8 +105,29 @@ def _http(uri: str, cache: Path) -> Path:
     done = target / ".complete"
     if done.exists():
         return _unpacked_root(target / "content")
-    expected = _expected_digest(url, parts.fragment)
     target.mkdir(parents=True, exist_ok=True)
+    with _node_lock(target):  # workers of one node download a URI once; the others wait for it
+        if done.exists():
+            return _unpacked_root(target / "content")
+        return _download(uri, url, name, parts.fragment, target, done)
+
+
+@contextlib.contextmanager
+def _node_lock(target: Path) -> Iterator[None]:
+    import fcntl
+
+    with open(target / ".lock", "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _download(uri: str, url: str, name: str, fragment: str, target: Path, done: Path) -> Path:
+    import httpx
+
+    expected = _expected_digest(url, fragment)
     with tempfile.TemporaryDirectory(dir=target) as tmp:
         download = Path(tmp) / name
         try:

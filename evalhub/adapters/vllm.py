@@ -2,17 +2,26 @@
 
 Params: ``dtype`` (``auto``), ``gpu_memory_utilization`` (0.85), ``max_model_len`` (the model's),
 ``tensor_parallel_size`` (1), ``seed`` (1234), ``enforce_eager`` (False), ``add_bos_token``,
-``trust_remote_code`` (False). Prompts are tokenized the way lm-eval's ``hf`` backend does it
-(``evalhub.adapters._text``) and handed to vLLM as token ids; log-likelihoods come from
-``prompt_logprobs``.
+``trust_remote_code`` (False), ``batch_size`` (requests handed to the engine per call, 256: vLLM schedules
+them itself). Prompts are tokenized the way lm-eval's ``hf`` backend does it (``evalhub.adapters._text``)
+and handed to vLLM as token ids; log-likelihoods come from ``prompt_logprobs``; chats are rendered with the
+tokenizer's chat template, as for ``hf``. A request's latency and time to first token are vLLM's own
+figures for it where the engine reports them (``RequestOutput.metrics``), else its call's wall time.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from evalhub.adapters._text import Encoder, TokenPair, cut_at_stop, rolling_windows
-from evalhub.adapters.base import Adapter, CheckpointRef, Generation, GenerationParams
+from evalhub.adapters._text import (
+    Encoder,
+    TokenPair,
+    cut_at_stop,
+    render_chat,
+    rolling_windows,
+    tokenizer_chat_template,
+)
+from evalhub.adapters.base import Adapter, CheckpointRef, Generation, GenerationParams, Message
 from evalhub.errors import AdapterError
 
 
@@ -42,6 +51,7 @@ class VLLMAdapter(Adapter):
         path = str(resolve(checkpoint.uri))
         params = dict(checkpoint.params)
         self.seed = int(params.get("seed", 1234))
+        self.batch_size = max(1, int(params.get("batch_size", 256)))
         kwargs: dict[str, Any] = {
             "model": path,
             "tokenizer": path,
@@ -82,6 +92,19 @@ class VLLMAdapter(Adapter):
             pass
         return None
 
+    def chat_template(self) -> str | None:
+        return tokenizer_chat_template(self.tokenizer)
+
+    def set_batch_size(self, size: int) -> None:
+        """Kept: vLLM schedules its own batches; ``params.batch_size`` is how many prompts it gets per call."""
+
+    def apply_chat_template(self, messages: list[Message], add_generation_prompt: bool = True) -> str:
+        """The tokenizer's chat template over ``messages`` (as for the ``hf`` runtime)."""
+        self._require()
+        ref = self.checkpoint
+        name = f"checkpoint {ref.model}/{ref.name}" if ref is not None else "this checkpoint"
+        return render_chat(self.tokenizer, messages, add_generation_prompt, name)
+
     def _require(self) -> tuple[Any, Encoder]:
         if self.llm is None or self.encoder is None:
             raise AdapterError("the vllm adapter is not loaded: call load(checkpoint) first")
@@ -111,11 +134,14 @@ class VLLMAdapter(Adapter):
         result = []
         for prompt, output in zip(token_prompts, outputs, strict=True):
             best = output.outputs[0]
+            latency_ms, ttft_ms = _request_times(output)
             result.append(
                 Generation(
                     text=cut_at_stop(best.text, [*until, eos]),
                     tokens_in=len(prompt["prompt_token_ids"]),
                     tokens_out=len(best.token_ids),
+                    latency_ms=latency_ms,
+                    ttft_ms=ttft_ms,
                 )
             )
         return result
@@ -144,7 +170,7 @@ class VLLMAdapter(Adapter):
 
     def _loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
         _, encoder = self._require()
-        return self._score([encoder.encode_pair(ctx, cont) for ctx, cont in requests])
+        return self._score(encoder.encode_pairs(requests))
 
     def _loglikelihood_rolling(self, texts: list[str]) -> list[float]:
         _, encoder = self._require()
@@ -159,6 +185,19 @@ class VLLMAdapter(Adapter):
         for owner, (logprob, _) in zip(owners, self._score(windows) if windows else [], strict=True):
             totals[owner] += logprob
         return totals
+
+
+def _request_times(output: Any) -> tuple[float | None, float | None]:
+    """vLLM's own latency and time to first token of one request (ms), where its engine reports them."""
+    metrics = getattr(output, "metrics", None)
+    arrival = getattr(metrics, "arrival_time", None)
+    if not isinstance(arrival, int | float):
+        return None, None
+    finished = getattr(metrics, "finished_time", None) or getattr(metrics, "last_token_time", None)
+    first = getattr(metrics, "first_token_time", None)
+    latency = (finished - arrival) * 1000.0 if isinstance(finished, int | float) else None
+    ttft = (first - arrival) * 1000.0 if isinstance(first, int | float) else None
+    return latency, ttft
 
 
 def _engine_max_len(llm: Any) -> int | None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from evalhub.errors import EvalhubError
+from evalhub.protocol import RUN_TYPES, STATUSES
 
 if TYPE_CHECKING:
     from evalhub.hub import Hub
@@ -42,9 +43,9 @@ _TABLE_COLUMNS: dict[str, list[str]] = {
 
 
 # Filters with a closed set of values: a typo is refused instead of listing nothing.
-_STATUSES = ["queued", "running", "completed", "failed", "cancelled"]
+_STATUSES = list(STATUSES)
 _CHOICES: dict[str, dict[str, list[str]]] = {
-    "runs": {"status": _STATUSES, "type": ["training", "inference", "offline_eval"]},
+    "runs": {"status": _STATUSES, "type": list(RUN_TYPES)},
     "experiments": {"status": _STATUSES},
 }
 
@@ -111,8 +112,18 @@ def _list(
     # `as_json` travels in filters to keep each command body one line.
     as_json = bool(filters.pop("as_json", False))
     with _hub(url, token, project) as hub:
-        rows = hub._list(kind, limit=limit, **filters)
+        rows = _items(hub, kind, limit, **filters)
     _emit(kind, rows, as_json)
+
+
+def _items(hub: Hub, path: str, limit: int | None = None, **filters: Any) -> list[dict[str, Any]]:
+    """Up to ``limit`` items of a paged list (every one without a limit)."""
+    rows: list[dict[str, Any]] = []
+    for item in hub.client.paged(f"/{path}", limit=min(limit or 1000, 1000), **filters):
+        rows.append(item)
+        if limit is not None and len(rows) >= limit:
+            break
+    return rows
 
 
 def _listing(kind: str, help_text: str, filters: Sequence[tuple[str, str, str]]) -> click.Command:
@@ -180,21 +191,38 @@ runs = _listing(
     help="Default: from -o's suffix.",
 )
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="File to write."
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="File to write (--all csv/parquet: a folder).",
 )
 @click.option("--samples", is_flag=True, help="json only: include every run's per-sample outputs.")
+@click.option(
+    "--all", "whole", is_flag=True,
+    help="Every table: runs, metrics, samples with every scorer's scores and people's labels, scorings, "
+         "judge calls, annotation labels (csv/parquet: one file per table in the -o folder).",
+)  # fmt: skip
 @connection_options
 def export(
     experiment_id: int,
     fmt: str | None,
     output: Path,
     samples: bool,
+    whole: bool,
     url: str | None,
     token: str | None,
     project: str | None,
 ) -> None:
-    """Write an experiment's comparison table (one row per run, one column per metric)."""
+    """Write an experiment's comparison table (one row per run, one column per metric), or with
+    ``--all`` the whole experiment (``hub.export``)."""
     from evalhub.hub import compare_frame
+
+    if whole:
+        with _hub(url, token, project) as hub:
+            written = hub.export(experiment_id, output, fmt)
+        click.echo(f"wrote experiment {experiment_id} to {written}")
+        return
 
     fmt = fmt or {".csv": "csv", ".parquet": "parquet", ".json": "json"}.get(output.suffix.lower())
     if fmt is None:
@@ -211,7 +239,7 @@ def export(
             rows = table.to_dicts()
             if samples:
                 for row in rows:
-                    row["samples"] = hub._list(f"runs/{row['run_id']}/samples")
+                    row["samples"] = _items(hub, f"runs/{row['run_id']}/samples")
             doc = {
                 "experiment": {
                     k: experiment.get(k) for k in ("id", "name", "status", "spec", "config", "created_at")

@@ -1,6 +1,9 @@
-"""``evalhub run SPEC.yaml``, ``evalhub cancel EXPERIMENT_ID`` and ``evalhub demo``.
+"""``evalhub run SPEC.yaml``, ``evalhub attach|cancel|resume EXPERIMENT_ID`` and ``evalhub demo``.
 
 ``run`` exits 0 when every run completed, 1 when any failed (or was cancelled), 2 on a bad spec.
+``run --on-cluster`` hands the experiment to a scheduler on the Ray cluster (killing the command stops
+nothing; ``attach`` follows it again from any machine that reaches the server); ``run --detach`` does
+that and returns at once with the experiment's id.
 """
 
 from __future__ import annotations
@@ -22,10 +25,24 @@ def _connect(url: str | None, token: str | None, project: str | None, home: str 
     return evalhub.connect(url, token=token, project=project, home=home)
 
 
-def _executor(ray_address: str | None) -> Any:
+def _executor(ray_address: str | None, on_cluster: bool = False) -> Any:
+    source = _address_source() if ray_address else None
+    if on_cluster:
+        from evalhub.execution import ClusterExecutor
+
+        return ClusterExecutor(address=ray_address, address_source=source)
     from evalhub.execution import RayExecutor
 
-    return RayExecutor(address=ray_address)
+    return RayExecutor(address=ray_address, address_source=source)
+
+
+def _address_source() -> str:
+    """Where ``--ray-address`` came from: the command line or ``RAY_ADDRESS`` (named in the error when
+    nothing answers there)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.get_parameter_source("ray_address") == click.core.ParameterSource.ENVIRONMENT:
+        return "the RAY_ADDRESS environment variable"
+    return "--ray-address"
 
 
 def _report(hub: Any, exp: Any) -> int:
@@ -65,10 +82,14 @@ _PERF = {
 }
 
 
-def _wait(exp: Any, show: bool) -> None:
+def _wait(exp: Any, show: bool, cancel_on_interrupt: bool = True) -> None:
     try:
         exp.wait(progress=show)
     except KeyboardInterrupt:
+        if not cancel_on_interrupt:  # its scheduler lives on the cluster: leave it running
+            click.echo(f"\ninterrupted: experiment {exp.id} goes on; `evalhub attach {exp.id}` follows it, "
+                       f"`evalhub cancel {exp.id}` stops it", err=True)  # fmt: skip
+            raise
         click.echo(f"\ninterrupted: cancelling experiment {exp.id}", err=True)
         exp.cancel()
         exp.wait(timeout=120)
@@ -81,6 +102,10 @@ def _wait(exp: Any, show: bool) -> None:
 @click.option("--token", envvar="EVALHUB_TOKEN", help="API token of the server.")
 @click.option("--project", envvar="EVALHUB_PROJECT", help="Project (default: default).")
 @click.option("--ray-address", envvar="RAY_ADDRESS", help="Join this Ray cluster (default: a local one).")
+@click.option("--on-cluster", is_flag=True,
+              help="Schedule on the Ray cluster itself: killing this command stops nothing.")  # fmt: skip
+@click.option("--detach", is_flag=True,
+              help="Hand the experiment to the cluster and return at once (implies --on-cluster).")  # fmt: skip
 @click.option("--no-progress", is_flag=True, help="No progress bar (CI logs).")
 @click.pass_context
 def run(
@@ -90,6 +115,8 @@ def run(
     token: str | None,
     project: str | None,
     ray_address: str | None,
+    on_cluster: bool,
+    detach: bool,
     no_progress: bool,
 ) -> None:
     """Run the experiment of SPEC (YAML), show progress, print the comparison; exit 1 if a run failed."""
@@ -99,17 +126,77 @@ def run(
         click.echo(f"error: no spec file at {spec}", err=True)
         ctx.exit(2)
     hub = _connect(url, token, project)
+    on_cluster = on_cluster or detach
+    executor = _executor(ray_address, on_cluster)
     try:
-        exp = run_experiment(hub, spec, wait=False, executor=_executor(ray_address), progress=False)
+        exp = run_experiment(hub, spec, wait=False, executor=executor, progress=False)
     except SpecError as exc:
         click.echo(f"error: {spec}: {exc}", err=True)
         ctx.exit(2)
+    finally:
+        if on_cluster:
+            executor.shutdown()  # the experiment lives on the cluster now
     click.echo(f"experiment {exp.id} '{exp.name}' submitted to {hub.url}")
+    if detach:
+        click.echo(f"running on the Ray cluster: `evalhub attach {exp.id}` follows it, "
+                   f"`evalhub cancel {exp.id}` stops it")  # fmt: skip
+        ctx.exit(0)
     try:
-        _wait(exp, show=not no_progress)
+        _wait(exp, show=not no_progress, cancel_on_interrupt=not on_cluster)
         code = _report(hub, exp)
     finally:
         exp.executor.shutdown()  # the local Ray this command started, now rather than at exit
+    ctx.exit(code)
+
+
+@click.command()
+@click.argument("experiment_id", type=int)
+@click.option("--url", envvar="EVALHUB_URL", help="Tracking server (default: the embedded one).")
+@click.option("--token", envvar="EVALHUB_TOKEN")
+@click.option("--project", envvar="EVALHUB_PROJECT")
+@click.option("--no-progress", is_flag=True, help="No progress bar (CI logs).")
+@click.pass_context
+def attach(ctx: click.Context, experiment_id: int, url: str | None, token: str | None, project: str | None,
+           no_progress: bool) -> None:  # fmt: skip
+    """Follow a running experiment (from any process): progress, then the comparison; exit 1 if a run
+    failed. Ctrl-C leaves it running."""
+    hub = _connect(url, token, project)
+    exp = hub.experiment(experiment_id)
+    exp.info()  # an unknown id is an error here, not a wait
+    _wait(exp, show=not no_progress, cancel_on_interrupt=False)
+    ctx.exit(_report(hub, exp))
+
+
+@click.command()
+@click.argument("experiment_id", type=int)
+@click.option("--url", envvar="EVALHUB_URL", help="Tracking server (default: the embedded one).")
+@click.option("--token", envvar="EVALHUB_TOKEN")
+@click.option("--project", envvar="EVALHUB_PROJECT")
+@click.option("--ray-address", envvar="RAY_ADDRESS", help="Join this Ray cluster (default: a local one).")
+@click.option("--on-cluster", is_flag=True,
+              help="Schedule on the Ray cluster itself: killing this command stops nothing.")  # fmt: skip
+@click.option("--detach", is_flag=True, help="Return at once (implies --on-cluster).")
+@click.option("--no-progress", is_flag=True, help="No progress bar (CI logs).")
+@click.pass_context
+def resume(ctx: click.Context, experiment_id: int, url: str | None, token: str | None, project: str | None,
+           ray_address: str | None, on_cluster: bool, detach: bool, no_progress: bool) -> None:  # fmt: skip
+    """Continue an experiment: its failed and cancelled runs run again, completed ones are kept."""
+    hub = _connect(url, token, project)
+    on_cluster = on_cluster or detach
+    exp = hub.experiment(experiment_id)
+    executor = _executor(ray_address, on_cluster)
+    exp.resume(executor=executor)
+    counts = exp.info().get("counts") or {}
+    shown = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+    click.echo(f"experiment {experiment_id} resumed ({shown})")
+    if detach:
+        executor.shutdown()
+        ctx.exit(0)
+    try:
+        _wait(exp, show=not no_progress, cancel_on_interrupt=not on_cluster)
+        code = _report(hub, exp)
+    finally:
+        executor.shutdown()
     ctx.exit(code)
 
 
@@ -205,4 +292,4 @@ def demo(
     ctx.exit(code)
 
 
-__all__ = ["cancel", "demo", "run"]
+__all__ = ["attach", "cancel", "demo", "resume", "run"]

@@ -30,14 +30,30 @@ def _server_package() -> Any:
 @click.option(
     "--port", type=int, default=8765, show_default=True, help="0 picks a free port (see --ready-file)"
 )
-@click.option("--artifacts", default=None, help="artifact folder (default: next to the SQLite file)")
+@click.option("--artifacts", default=None, help="artifact folder or object-store URL, e.g. s3://bucket/prefix (default: next to the SQLite file)")
 @click.option("--auth", type=click.Choice(["none", "token"]), default="none", show_default=True)
 @click.option(
     "--admin-token", default=None, envvar="EVALHUB_ADMIN_TOKEN", help="admin token (or EVALHUB_ADMIN_TOKEN)"
 )
 @click.option("--max-request-bytes", type=int, default=None, help="largest request body (default 32 MiB)")
+@click.option(
+    "--max-text-bytes", type=int, default=None, help="largest text field of a request (default 2 MiB)"
+)
+@click.option(
+    "--lease",
+    type=float,
+    default=None,
+    help="seconds a running attempt may stay silent before it is re-queued or failed (default 60)",
+)
 @click.option("--ready-file", default=None, help='write {"url", "pid"} here once accepting connections')
 @click.option("--log-level", default="warning", show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="server processes on one port (several suit MySQL/MariaDB)",
+)
 def server(
     db: str | None,
     host: str,
@@ -46,8 +62,11 @@ def server(
     auth: str,
     admin_token: str | None,
     max_request_bytes: int | None,
+    max_text_bytes: int | None,
+    lease: float | None,
     ready_file: str | None,
     log_level: str,
+    workers: int,
 ) -> None:
     """Run the tracking server (upgrades the database schema first)."""
     pkg = _server_package()
@@ -57,6 +76,8 @@ def server(
         ("--artifacts", artifacts),
         ("--admin-token", admin_token),
         ("--max-request-bytes", max_request_bytes),
+        ("--max-text-bytes", max_text_bytes),
+        ("--lease", lease),
         ("--ready-file", ready_file),
     ):
         if value is not None:
@@ -65,7 +86,7 @@ def server(
         settings = pkg.parse_args(argv)
     except SystemExit as exc:
         raise click.UsageError("invalid server options (see above)") from exc
-    pkg.serve(settings)
+    pkg.serve(settings, workers=workers)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -104,18 +125,18 @@ def create(project: str, name: str, url: str | None, admin_token: str | None, db
 
 
 def _create_in_db(db_url: str, project: str, name: str) -> str:
+    from evalhub_server.access import AccessStore
     from evalhub_server.db import Database
     from evalhub_server.errors import ApiError
     from evalhub_server.migrate import upgrade
-    from evalhub_server.store import RegistryStore
 
     database = Database(db_url)
     try:
         upgrade(database.engine)
-        registry = RegistryStore(database)
-        registry.project_id(project, create=True)
+        access = AccessStore(database)
+        access.project_id(project, create=True)
         try:
-            return str(registry.create_token(project, name)["token"])
+            return str(access.create_token(project, name)["token"])
         except ApiError as exc:
             raise EvalhubError(exc.message) from None
     finally:

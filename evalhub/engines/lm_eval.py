@@ -4,27 +4,40 @@
 >>> result.metrics
 {'exact_match': 0.42, 'exact_match_stderr': 0.07}
 
-A local task's ``engine_config`` (see docs/rest-api.md) is written as a task YAML into a work folder that
-a ``TaskManager`` reads (lm-eval's own task index is not scanned then: it takes tens of seconds); a task
-lm-eval knows by name (``{"task": "gsm8k"}``) uses lm-eval's own config. lm-eval hands the model object
-every request at once and ignores ``batch_size`` for it, so the bridge cuts requests into batches, which
-is also where progress is reported and where a cancel stops the run.
+A local task's ``engine_config`` (see docs/rest-api.md) is written as a task YAML into a work folder that a
+``TaskManager`` reads. A name lm-eval knows (``{"task": "mmlu"}``: a task, a group or a tag, optionally
+with the ``include_path`` of a user's own task folder) is loaded by a task manager over the folders that
+define it (found in evalhub's cached copy of lm-eval's index, :mod:`evalhub.lm_eval_tasks`), so a worker
+doesn't walk lm-eval's 15,000 YAML files for every task.
+
+lm-eval hands the model object every request of a kind at once; the adapter batches them with its own
+``batch_size`` (the run's one batch size) and reports each batch, which is where progress is reported and
+where a cancel stops the run. Results of groups and tags keep every subtask: metric keys follow
+:mod:`evalhub.metric_names` (``mmlu_stem:acc``, ``exact_match/strict-match_stderr``), every sample carries
+its subtask's name (``task``) and a key unique in the run (``<subtask>/<doc_hash>`` under a group or tag).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-import resource
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evalhub.engines._cache import RequestCache, chunk_size
+from evalhub.engines._results import (
+    ChatPrompt,
+    EvalResult,
+    PeakMemory,
+    RequestCost,
+    build_result,
+    convert_sample,
+    metric_name,
+    summary_metrics,
+)
+from evalhub.engines._taskfiles import datasets_named, is_local, task_config, task_manager, write_task_yaml
 from evalhub.errors import AdapterError, EvalhubError
 
 if TYPE_CHECKING:
@@ -38,23 +51,6 @@ class EvalCancelled(EvalhubError):
     """Raised (by a progress callback) to stop an evaluation between two batches."""
 
 
-@dataclass
-class EvalResult:
-    """What one task on one loaded checkpoint produced."""
-
-    task: str
-    metrics: dict[str, float]
-    samples: list[dict[str, Any]]
-    perf: dict[str, float]
-    provenance: dict[str, Any]
-    results: dict[str, Any] = field(default_factory=dict)  # lm-eval's answer without samples
-
-    @property
-    def all_metrics(self) -> dict[str, float]:
-        """Scores and performance figures together (what a run's metrics hold)."""
-        return {**self.metrics, **self.perf}
-
-
 def _lm_base() -> type:
     from lm_eval.api.model import LM
 
@@ -62,9 +58,20 @@ def _lm_base() -> type:
     return base
 
 
-def make_lm(adapter: Adapter, batch_size: int = 16, on_progress: ProgressFn | None = None) -> Any:
-    """An ``lm_eval.api.model.LM`` that answers through ``adapter`` in batches of ``batch_size``."""
-    return _adapter_lm_class()(adapter, batch_size=batch_size, on_progress=on_progress)
+def make_lm(
+    adapter: Adapter,
+    on_progress: ProgressFn | None = None,
+    chat: str | None = None,
+    cache: RequestCache | None = None,
+) -> Any:
+    """An ``lm_eval.api.model.LM`` that answers through ``adapter`` (batched by the adapter).
+
+    ``chat`` is how chats reach the adapter: ``"render"`` (its chat template makes a prompt of them),
+    ``"messages"`` (it takes them as messages) or ``None`` (no chat template asked). With a ``cache``,
+    requests it has answers for never reach the adapter, and the others' answers are stored as they
+    come (see :mod:`evalhub.engines._cache`).
+    """
+    return _adapter_lm_class()(adapter, on_progress=on_progress, chat=chat, cache=cache)
 
 
 _LM_CLASS: type | None = None
@@ -84,15 +91,25 @@ def _define_lm(base: type) -> type:
     class AdapterLM(base):  # type: ignore[misc]
         """lm-eval's view of an evalhub adapter."""
 
-        def __init__(self, adapter: Adapter, batch_size: int, on_progress: ProgressFn | None) -> None:
+        def __init__(
+            self,
+            adapter: Adapter,
+            on_progress: ProgressFn | None,
+            chat: str | None,
+            cache: RequestCache | None = None,
+        ) -> None:
             super().__init__()
             self.adapter = adapter
-            self.batch_size = max(1, int(batch_size))
+            self.cache = cache
+            if cache is not None:
+                cache.prefix = f"{cache.prefix}\0chat={chat}"
+            self.batch_size = adapter.batch_size
             self.on_progress = on_progress
+            self.chat = chat
             self.done = 0
             self.total = 0
-            # per request (task name, doc id): latency and token counts, for the samples
-            self.per_doc: dict[tuple[str | None, int | None], dict[str, float]] = {}
+            # per doc (task name, doc id): what each of its requests cost, for the samples
+            self.per_doc: dict[tuple[str | None, int | None], list[RequestCost]] = {}
 
         # lm-eval calls each request type once with every request of that type
         def _start(self, n: int) -> None:
@@ -103,63 +120,156 @@ def _define_lm(base: type) -> type:
             if self.on_progress is not None:
                 self.on_progress(self.done, self.total)
 
-        def _account(self, batch: Sequence[Any], seconds: float, gens: Sequence[Any] | None) -> None:
-            share = seconds * 1000.0 / max(1, len(batch))
-            for i, req in enumerate(batch):
-                key = (req.task_name, req.doc_id)
-                entry = self.per_doc.setdefault(key, {"latency_ms": 0.0, "tokens_in": 0, "tokens_out": 0})
-                entry["latency_ms"] += share
-                if gens is not None:
-                    entry["tokens_in"] += gens[i].tokens_in
-                    entry["tokens_out"] += gens[i].tokens_out
-            self.done += len(batch)
+        def _advance(self, n: int) -> None:
+            self.done += n
             self._report()
+
+        def _record(self, req: Any, cost: RequestCost) -> None:
+            self.per_doc.setdefault((req.task_name, req.doc_id), []).append(cost)
 
         def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
             self._start(len(requests))
             out: list[str | None] = [None] * len(requests)
-            # batch requests that share their generation settings, in request order
+            # requests that share their generation settings go to the adapter together, in request order
             groups: dict[str, list[int]] = {}
             for i, req in enumerate(requests):
                 groups.setdefault(json.dumps(req.args[1], sort_keys=True, default=str), []).append(i)
             for indices in groups.values():
                 kwargs = dict(requests[indices[0]].args[1])
                 params = GenerationParams.from_kwargs(kwargs, default_max=256)
-                for start in range(0, len(indices), self.batch_size):
-                    chunk = indices[start : start + self.batch_size]
-                    prompts = [requests[i].args[0] for i in chunk]
-                    t0 = time.perf_counter()
-                    gens = self.adapter.generate(prompts, params)
-                    self._account([requests[i] for i in chunk], time.perf_counter() - t0, gens)
-                    for i, gen in zip(chunk, gens, strict=True):
+                todo = indices
+                keys: dict[int, str] = {}
+                if self.cache is not None:
+                    settings = json.loads(json.dumps(kwargs, sort_keys=True, default=str))
+                    keys = {
+                        i: self.cache.key("generate", [_payload(requests[i].args[0]), settings])
+                        for i in indices
+                    }
+                    known = self.cache.answers(list(keys.values()))
+                    todo = [i for i in indices if keys[i] not in known]
+                    for i in indices:
+                        if keys[i] in known:
+                            hit = known[keys[i]]
+                            out[i] = str(hit["text"])
+                            self._record(requests[i], RequestCost(float(hit.get("latency_ms") or 0.0),
+                                                                  hit.get("ttft_ms"), hit.get("tokens_in"),
+                                                                  hit.get("tokens_out")))  # fmt: skip
+                    if len(todo) < len(indices):
+                        self._advance(len(indices) - len(todo))
+                for part in self._parts(todo):
+                    prompts = [_prompt_of(requests[i].args[0]) for i in part]
+                    gens = self.adapter.generate(prompts, params, on_batch=self._advance)
+                    answers: dict[str, Any] = {}
+                    for i, gen in zip(part, gens, strict=True):
                         text = gen.text
                         for stop in params.until:  # adapters cut at stops; make sure of it
                             if stop and stop in text:
                                 text = text.split(stop, 1)[0]
                         out[i] = text
+                        latency = gen.latency_ms if gen.latency_ms is not None else 0.0
+                        self._record(
+                            requests[i], RequestCost(latency, gen.ttft_ms, gen.tokens_in, gen.tokens_out)
+                        )
+                        if keys:
+                            answers[keys[i]] = {"text": text, "latency_ms": latency, "ttft_ms": gen.ttft_ms,
+                                                "tokens_in": gen.tokens_in, "tokens_out": gen.tokens_out}  # fmt: skip
+                    if self.cache is not None:
+                        self.cache.put(answers)
             return [o if o is not None else "" for o in out]
 
+        def _parts(self, indices: list[int]) -> list[list[int]]:
+            """The requests to send, in one call (no cache), or in chunks whose answers are stored
+            before the next chunk starts (with a cache)."""
+            if not indices:
+                return []
+            if self.cache is None:
+                return [indices]
+            size = chunk_size(self.adapter.batch_size)
+            return [indices[i : i + size] for i in range(0, len(indices), size)]
+
+        def _scored(
+            self, kind: str, payloads: list[Any], call: Callable[[list[int]], list[Any]]
+        ) -> tuple[list[Any], list[float]]:
+            """Likelihood answers and per-request latencies for ``payloads``: from the cache where it
+            has them, else from ``call(indices)`` (the adapter), stored as they come."""
+            n = len(payloads)
+            out: list[Any] = [None] * n
+            latencies: list[float] = [0.0] * n
+            todo = list(range(n))
+            keys: list[str] = []
+            if self.cache is not None:
+                keys = [self.cache.key(kind, p) for p in payloads]
+                known = self.cache.answers(keys)
+                todo = [i for i in range(n) if keys[i] not in known]
+                for i in range(n):
+                    if keys[i] in known:
+                        hit = known[keys[i]]
+                        out[i], latencies[i] = hit["value"], float(hit.get("latency_ms") or 0.0)
+                if len(todo) < n:
+                    self._advance(n - len(todo))
+            for part in self._parts(todo):
+                values = call(part)
+                answers: dict[str, Any] = {}
+                for i, value, ms in zip(part, values, self.adapter.last_latencies_ms, strict=True):
+                    out[i], latencies[i] = value, ms
+                    if keys:
+                        answers[keys[i]] = {"value": value, "latency_ms": ms}
+                if self.cache is not None:
+                    self.cache.put(answers)
+            return out, latencies
+
+        def _check_scorable(self, requests: list[Any]) -> None:
+            if any(isinstance(r.args[0], ChatPrompt) for r in requests):
+                raise AdapterError(
+                    f"the {self.adapter.runtime} runtime takes chats as messages and a chat endpoint scores "
+                    "no given text: a likelihood task (multiple_choice, loglikelihood) can't run with "
+                    "config.apply_chat_template on it; run it without a chat template"
+                )
+            self.adapter.check_loglikelihood()
+
         def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+            self._check_scorable(requests)
             self._start(len(requests))
-            out: list[tuple[float, bool]] = []
-            for start in range(0, len(requests), self.batch_size):
-                chunk = requests[start : start + self.batch_size]
-                t0 = time.perf_counter()
-                scores = self.adapter.loglikelihood([(r.args[0], r.args[1]) for r in chunk])
-                self._account(chunk, time.perf_counter() - t0, None)
-                out.extend((float(lp), bool(greedy)) for lp, greedy in scores)
-            return out
+            pairs = [(str(r.args[0]), str(r.args[1])) for r in requests]
+            if self.cache is None:
+                scores = self.adapter.loglikelihood(pairs, on_batch=self._advance)
+                latencies = list(self.adapter.last_latencies_ms)
+            else:
+                scores, latencies = self._scored(
+                    "loglikelihood",
+                    [list(p) for p in pairs],
+                    lambda part: [
+                        [float(lp), bool(g)]
+                        for lp, g in self.adapter.loglikelihood(
+                            [pairs[i] for i in part], on_batch=self._advance
+                        )
+                    ],
+                )
+            for req, ms in zip(requests, latencies, strict=True):
+                self._record(req, RequestCost(ms))
+            return [(float(lp), bool(greedy)) for lp, greedy in scores]
 
         def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
+            self._check_scorable(requests)
             self._start(len(requests))
-            out: list[float] = []
-            for start in range(0, len(requests), self.batch_size):
-                chunk = requests[start : start + self.batch_size]
-                t0 = time.perf_counter()
-                scores = self.adapter.loglikelihood_rolling([r.args[0] for r in chunk])
-                self._account(chunk, time.perf_counter() - t0, None)
-                out.extend(float(s) for s in scores)
-            return out
+            texts = [str(r.args[0]) for r in requests]
+            if self.cache is None:
+                scores = self.adapter.loglikelihood_rolling(texts, on_batch=self._advance)
+                latencies = list(self.adapter.last_latencies_ms)
+            else:
+                scores, latencies = self._scored(
+                    "loglikelihood_rolling",
+                    texts,
+                    lambda part: [
+                        float(v)
+                        for v in self.adapter.loglikelihood_rolling(
+                            [texts[i] for i in part], on_batch=self._advance
+                        )
+                    ],
+                )
+            for req, ms in zip(requests, latencies, strict=True):
+                self._record(req, RequestCost(ms))
+            return [float(s) for s in scores]
 
         @property
         def tokenizer_name(self) -> str:
@@ -168,188 +278,86 @@ def _define_lm(base: type) -> type:
 
         def apply_chat_template(
             self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True
-        ) -> str:
-            template = getattr(self.adapter, "apply_chat_template", None)
-            if template is None:
-                raise AdapterError(
-                    f"the {self.adapter.runtime or 'model'} adapter has no chat template; "
-                    "set config.apply_chat_template: false"
-                )
-            return str(template(chat_history, add_generation_prompt=add_generation_prompt))
+        ) -> str | ChatPrompt:
+            if self.chat == "messages":
+                return ChatPrompt(json.dumps(chat_history, ensure_ascii=False))
+            return self.adapter.apply_chat_template(chat_history, add_generation_prompt=add_generation_prompt)
 
         def chat_template(self, chat_template: bool | str = False) -> str | None:
-            return "adapter" if getattr(self.adapter, "apply_chat_template", None) else None
+            if not chat_template:
+                return None
+            return self.adapter.chat_template() or ""
 
     return AdapterLM
 
 
-# -- task configs -----------------------------------------------------------------------------------
+def _prompt_of(arg: Any) -> Any:
+    return arg.messages() if isinstance(arg, ChatPrompt) else arg
 
 
-def task_config(task: dict[str, Any]) -> dict[str, Any]:
-    """The lm-eval config of a registered task row (its ``engine_config``), checked for the essentials."""
-    engine = task.get("engine") or "lm_eval"
-    if engine != "lm_eval":
-        raise EvalhubError(
-            f"task {task.get('name')!r} uses engine {engine!r}; this bridge runs lm_eval tasks"
-        )
-    config = dict(task.get("engine_config") or {})
-    if not config.get("task"):
-        raise EvalhubError(f"task {task.get('name')!r} has no engine_config.task; register it again")
-    return config
+def _payload(arg: Any) -> Any:
+    """A generation request's prompt as the cache keys it (a chat by its messages)."""
+    return {"chat": arg.messages()} if isinstance(arg, ChatPrompt) else str(arg)
 
 
-def is_local(config: dict[str, Any]) -> bool:
-    """A local task carries its own config (a dataset and templates); a bare name is lm-eval's task."""
-    return set(config) - {"task"} != set()
-
-
-def write_task_yaml(config: dict[str, Any], workdir: Path) -> Path:
-    """Write a local task's config as an lm-eval task YAML file under ``workdir`` (its own folder)."""
-    import yaml
-
-    config = {k: v for k, v in config.items() if v is not None}
-    for key, value in (config.get("dataset_kwargs") or {}).get("data_files", {}).items():
-        paths = value if isinstance(value, list) else [value]
-        for p in paths:
-            if not str(p).startswith(("http://", "https://", "hf://")) and not Path(str(p)).exists():
-                raise EvalhubError(
-                    f"task {config['task']!r}: data file {p} ({key} split) is missing on this worker; "
-                    "the task's data must be reachable from every worker"
-                )
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    folder = workdir / f"task-{digest}"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "task.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return path
-
-
-_DEFAULT_MANAGER: Any = None
-
-
-def _task_manager(config: dict[str, Any], workdir: Path) -> Any:
-    from lm_eval.tasks import TaskManager
-
-    global _DEFAULT_MANAGER
-    if is_local(config):
-        path = write_task_yaml(config, workdir)
-        return TaskManager(include_path=str(path.parent), include_defaults=False)
-    if _DEFAULT_MANAGER is None:  # indexing lm-eval's own tasks is slow: once per process
-        _DEFAULT_MANAGER = TaskManager()
-    return _DEFAULT_MANAGER
-
-
-# -- results ------------------------------------------------------------------------------------------
-
-
-def metric_name(key: str) -> str:
-    """lm-eval's ``"exact_match,none"`` -> ``exact_match``; another filter is kept: ``acc/strict-match``."""
-    metric, _, filt = key.partition(",")
-    return metric if filt in ("", "none") else f"{metric}/{filt}"
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float) and math.isfinite(float(value)):
-        return float(value)
-    return None
-
-
-def summary_metrics(task_results: dict[str, Any]) -> dict[str, float]:
-    """One task's entry of lm-eval's ``results`` as ``{metric: value, metric_stderr: value}``."""
-    out: dict[str, float] = {}
-    for key, value in task_results.items():
-        if "," not in key:
-            continue  # name, alias, sample_len
-        number = _number(value)
-        if number is not None:  # stderr is "N/A" when it cannot be computed
-            out[metric_name(key)] = number
-    return out
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, default=str, ensure_ascii=False)
-
-
-def convert_sample(
-    raw: dict[str, Any], output_type: str, primary: str | None, per_doc: dict[str, float] | None
-) -> dict[str, Any]:
-    """One of lm-eval's logged samples as an evalhub Sample (see docs/rest-api.md)."""
-    args = raw.get("arguments") or []
-    prompt = _text(args[0][0]) if args and args[0] else ""
-    target = raw.get("target")
-    reference = _text(target)
-    resps = raw.get("resps") or []
-    filtered = raw.get("filtered_resps") or []
-    extra: dict[str, Any] = {"doc_id": raw.get("doc_id"), "filter": raw.get("filter")}
-    if output_type == "multiple_choice":
-        choices = [_text(a[1]).strip() for a in args]
-        lls = [float(r[0]) if isinstance(r, list | tuple) else float(r) for r in filtered]
-        best = max(range(len(lls)), key=lambda i: lls[i]) if lls else None
-        output = choices[best] if best is not None else ""
-        filtered_output = output
-        if isinstance(target, int) and 0 <= target < len(choices):
-            reference = choices[target]
-        extra.update(choices=choices, loglikelihoods=lls)
-    elif output_type == "generate_until":
-        output = _text(resps[0][0]) if resps and resps[0] else ""
-        filtered_output = _text(filtered[0]) if filtered else output
-    else:  # loglikelihood(_rolling): the score is the output
-        output = _text(resps[0][0] if resps and resps[0] else None)
-        filtered_output = _text(filtered[0] if filtered else None)
-    scores = {}
-    for name in raw.get("metrics") or []:
-        number = _number(raw.get(name))
-        if number is not None:
-            scores[name] = number
-    sample: dict[str, Any] = {
-        "sample_key": str(raw.get("doc_hash")),
-        "index": int(raw.get("doc_id") or 0),
-        "prompt": prompt,
-        "reference": reference,
-        "output": output,
-        "filtered_output": filtered_output,
-        "scores": scores,
-        "extra": extra,
-    }
-    if primary is not None and primary in scores:
-        sample["primary_score"] = scores[primary]
-    elif scores:
-        sample["primary_score"] = next(iter(scores.values()))
-    if per_doc:
-        sample["latency_ms"] = per_doc["latency_ms"]
-        if per_doc["tokens_in"] or per_doc["tokens_out"]:
-            sample["tokens_in"] = int(per_doc["tokens_in"])
-            sample["tokens_out"] = int(per_doc["tokens_out"])
-    return sample
-
-
-def _percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    pos = (len(ordered) - 1) * q
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def _peak_memory() -> dict[str, float]:
-    out: dict[str, float] = {}
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    out["peak_rss_mb"] = rss_kb / (2**20 if sys.platform == "darwin" else 2**10)
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        out["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    return out
+def chat_mode(adapter: Adapter) -> str:
+    """How a chat reaches ``adapter``: rendered by its own chat template, or as messages; refused if neither."""
+    if adapter.chat_template():
+        return "render"
+    if adapter.takes_messages:
+        return "messages"
+    ref = adapter.checkpoint
+    name = f" of {ref.model}/{ref.name}" if ref is not None else ""
+    if adapter.runtime in ("hf", "vllm"):
+        reason = f"the tokenizer{name} has no chat template"
+    else:
+        reason = f"the {adapter.runtime or 'model'} adapter{name} takes no chats"
+    raise AdapterError(f"config.apply_chat_template asks for a chat template, but {reason}; set it to false")
 
 
 # -- the entry point --------------------------------------------------------------------------------
+
+
+def options_from_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of :func:`evaluate` that a run's ``config`` (the spec's, per run) sets.
+
+    The worker hands a run's config through here, so an engine option is added in this module only.
+    """
+    batch_size = config.get("batch_size")
+    return {
+        "limit": config.get("limit"),
+        "seed": int(config.get("seed", 1234)),
+        "batch_size": int(batch_size) if batch_size is not None else None,
+        "generation": config.get("generation") or None,
+        "num_fewshot": config.get("num_fewshot"),
+        "apply_chat_template": bool(config.get("apply_chat_template", False)),
+        "fewshot_as_multiturn": bool(config.get("fewshot_as_multiturn", False)),
+        "system_instruction": config.get("system_instruction") or None,
+        "include_path": config.get("include_path") or None,
+    }
+
+
+def _environment_once() -> None:
+    """lm-eval's ``simple_evaluate`` ends every call by describing the environment (``add_env_info``:
+    torch's ``collect_env``, which runs ``pip list`` and a handful of other subprocesses, ~0.4 s a call
+    here). A worker evaluates many runs in one process whose environment does not change between
+    them: describe it once per process and give every run a copy of the same description."""
+    import copy
+
+    import lm_eval.evaluator as evaluator
+
+    original = evaluator.add_env_info
+    if getattr(original, "evalhub_once", False):
+        return
+    described: dict[str, Any] = {}
+
+    def add_env_info(storage: dict[str, Any]) -> None:
+        if not described:
+            original(described)
+        storage.update(copy.deepcopy(described))
+
+    add_env_info.evalhub_once = True  # type: ignore[attr-defined]
+    evaluator.add_env_info = add_env_info
 
 
 def evaluate(
@@ -358,24 +366,36 @@ def evaluate(
     *,
     limit: int | float | None = None,
     seed: int = 1234,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     generation: dict[str, Any] | None = None,
     num_fewshot: int | None = None,
     apply_chat_template: bool = False,
     fewshot_as_multiturn: bool = False,
+    system_instruction: str | None = None,
+    include_path: str | None = None,
     on_progress: ProgressFn | None = None,
     workdir: str | Path | None = None,
+    cache: RequestCache | None = None,
 ) -> EvalResult:
-    """Score a loaded adapter on one registered task with lm-eval's ``simple_evaluate``.
+    """Score a loaded adapter on one registered task (a task, a group or a tag) with lm-eval.
 
-    ``task`` is the task's registry row (``name``, ``engine_config``, ``metrics``). ``generation``
-    overrides the task's generation settings (lm-eval ``generation_kwargs`` names: ``max_gen_toks``,
-    ``until``, ``temperature``, ``do_sample``). ``on_progress(done, total)`` runs after each batch of
-    requests and may raise :class:`EvalCancelled` to stop.
+    ``task`` is the task's registry row (``name``, ``engine_config``, ``metrics``). ``batch_size`` is given
+    to the adapter (``set_batch_size``: hf and python take it, vllm and openai keep their own); the
+    adapter's is the run's one batch size, recorded in provenance. ``generation`` overrides the task's
+    generation settings (lm-eval ``generation_kwargs`` names: ``max_gen_toks``, ``until``,
+    ``temperature``, ``do_sample``). ``apply_chat_template`` renders prompts as chats (with
+    ``system_instruction`` and ``fewshot_as_multiturn``) through the adapter. ``include_path`` is a folder
+    of lm-eval task YAMLs added to the task's own. ``on_progress(done, total)`` runs after each batch of
+    requests and may raise :class:`EvalCancelled` to stop. ``cache`` (a
+    :class:`~evalhub.engines._cache.RequestCache`) answers the requests it has and keeps the others'
+    answers as they come; provenance says how many it answered (``request_cache``).
     """
     import lm_eval
     from lm_eval import simple_evaluate
 
+    from evalhub.adapters.base import CallStats
+
+    _environment_once()
     config = task_config(task)
     name = str(config["task"])
     local = is_local(config)
@@ -383,34 +403,41 @@ def evaluate(
         config["num_fewshot"] = num_fewshot  # lm-eval ignores the argument when a config says 0
     if local and generation and config.get("output_type") == "generate_until":
         config["generation_kwargs"] = {**(config.get("generation_kwargs") or {}), **generation}
+    folder = config.get("include_path") or include_path
+    if config.get("include_path") and include_path and str(include_path) != str(config["include_path"]):
+        folder = str(config["include_path"])  # the task's own folder; the run's names no other
+    if batch_size is not None:
+        adapter.set_batch_size(batch_size)
+    chat = chat_mode(adapter) if apply_chat_template else None
     own_workdir = None
     if workdir is None:
         own_workdir = tempfile.TemporaryDirectory(prefix="evalhub-tasks-")
         workdir = own_workdir.name
-    from evalhub.adapters.base import CallStats
-
     adapter.stats = CallStats()
-    lm = make_lm(adapter, batch_size=batch_size, on_progress=on_progress)
+    lm = make_lm(adapter, on_progress=on_progress, chat=chat, cache=cache)
     started = time.perf_counter()
+    memory = PeakMemory(adapter)
     try:
-        manager = _task_manager(config, Path(workdir))
-        answer = simple_evaluate(
-            model=lm,
-            tasks=[name],
-            num_fewshot=None if local else num_fewshot,
-            batch_size=batch_size,
-            limit=limit,
-            log_samples=True,
-            gen_kwargs=None if local else (generation or None),
-            task_manager=manager,
-            apply_chat_template=apply_chat_template,
-            fewshot_as_multiturn=fewshot_as_multiturn,
-            random_seed=seed,
-            numpy_random_seed=seed,
-            torch_random_seed=seed,
-            fewshot_random_seed=seed,
-            bootstrap_iters=1000,
-        )
+        manager = task_manager(config, Path(workdir), folder)
+        with memory, datasets_named(name):
+            answer = simple_evaluate(
+                model=lm,
+                tasks=[name],
+                num_fewshot=None if local else num_fewshot,
+                batch_size=adapter.batch_size,
+                limit=limit,
+                log_samples=True,
+                gen_kwargs=None if local else (generation or None),
+                task_manager=manager,
+                system_instruction=system_instruction,
+                apply_chat_template=apply_chat_template,
+                fewshot_as_multiturn=fewshot_as_multiturn,
+                random_seed=seed,
+                numpy_random_seed=seed,
+                torch_random_seed=seed,
+                fewshot_random_seed=seed,
+                bootstrap_iters=1000,
+            )
     except Exception as exc:
         if type(exc).__name__ == "UndefinedError":  # jinja2 (StrictUndefined): a template names no column
             raise EvalhubError(
@@ -424,78 +451,34 @@ def evaluate(
     wall = time.perf_counter() - started
     if answer is None:
         raise EvalhubError(f"lm-eval returned no results for task {name!r}")
-    task_results = (answer.get("results") or {}).get(name)
-    if task_results is None:
-        raise EvalhubError(f"lm-eval returned no results for task {name!r} (got {sorted(answer['results'])})")
-    metrics = summary_metrics(task_results)
-    task_cfg = (answer.get("configs") or {}).get(name, {})
-    output_type = str(task_cfg.get("output_type") or config.get("output_type") or "")
-    metric_list = task_cfg.get("metric_list") or config.get("metric_list") or []
-    primary = metric_list[0]["metric"] if metric_list and isinstance(metric_list[0], dict) else None
-    raw_samples = (answer.get("samples") or {}).get(name, [])
-    # with several filters lm-eval logs a doc once per filter: keep the first filter's
-    first_filter = raw_samples[0].get("filter") if raw_samples else None
-    samples = [
-        convert_sample(s, output_type, primary, lm.per_doc.get((name, s.get("doc_id"))))
-        for s in raw_samples
-        if s.get("filter") == first_filter
-    ]
-    # identical docs share lm-eval's doc_hash; keep each one (the n-th repeat gets "#n", stable across runs)
-    seen: dict[str, int] = {}
-    for sample in sorted(samples, key=lambda s: s["index"]):
-        key = sample["sample_key"]
-        seen[key] = seen.get(key, 0) + 1
-        if seen[key] > 1:
-            sample["sample_key"] = f"{key}#{seen[key]}"
-    stats = adapter.stats
-    n_docs = len(samples)
-    perf: dict[str, float] = {
-        "latency_p50_ms": _percentile(stats.latencies_ms, 0.5),
-        "latency_p95_ms": _percentile(stats.latencies_ms, 0.95),
-        "samples_per_s": n_docs / stats.busy_s if stats.busy_s > 0 else 0.0,
-        "requests_per_s": stats.requests / stats.busy_s if stats.busy_s > 0 else 0.0,
-        "eval_wall_s": wall,
-    }
-    if stats.tokens_out and stats.busy_s > 0:
-        perf["tokens_per_s"] = stats.tokens_out / stats.busy_s
-    perf.update(_peak_memory())
-    version = (answer.get("versions") or {}).get(name)
-    provenance = {
-        "engine": "lm_eval",
-        "lm_eval_version": getattr(lm_eval, "__version__", None) or _dist_version("lm_eval"),
-        "task": name,
-        "task_version": version,
-        "task_hash": hashlib.sha256(json.dumps(task_cfg, sort_keys=True, default=str).encode()).hexdigest(),
-        "local_task": local,
-        "output_type": output_type,
-        "num_fewshot": (answer.get("n-shot") or {}).get(name),
-        "fewshot_as_multiturn": fewshot_as_multiturn,
-        "apply_chat_template": apply_chat_template,
-        "batch_size": batch_size,
+    run = {
+        "seed": seed,
         "limit": limit,
-        "seeds": {"random": seed, "numpy": seed, "torch": seed, "fewshot": seed},
-        "generation": task_cfg.get("generation_kwargs"),
-        "n_samples": (answer.get("n-samples") or {}).get(name),
+        "apply_chat_template": apply_chat_template,
+        "fewshot_as_multiturn": fewshot_as_multiturn,
+        "system_instruction": system_instruction,
+        "include_path": folder,
+        "chat": chat,
+        "lm_eval_version": getattr(lm_eval, "__version__", None),
+        "request_cache": (
+            None if cache is None else {"hits": cache.counts.hits, "misses": cache.counts.misses}
+        ),
     }
-    results = {k: v for k, v in answer.items() if k not in ("samples",)}
-    return EvalResult(name, metrics, samples, perf, provenance, results)
-
-
-def _dist_version(name: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name.replace("_", "-"))
-    except PackageNotFoundError:
-        return None
+    return build_result(name, local, answer, lm, adapter, memory, wall, manager, run)
 
 
 __all__ = [
+    "ChatPrompt",
     "EvalCancelled",
     "EvalResult",
+    "RequestCost",
+    "chat_mode",
+    "convert_sample",
     "evaluate",
+    "is_local",
     "make_lm",
     "metric_name",
+    "options_from_config",
     "summary_metrics",
     "task_config",
     "write_task_yaml",

@@ -7,6 +7,9 @@ The text format is the one the tiny model is trained on: ``"12+7= 19\\n"``.
 - ``arith-mc`` (multiple_choice, acc): ``{"question": "12+7=", "choices": ["21", "19", ...], "gold": 1}``;
   lm-eval joins question and choice with its default target delimiter ``" "``, which gives the trained
   text ``"12+7= 19"`` (hence no trailing space in the question here).
+- ``arith-spell`` (generate_until; bleu, chrf, rouge1, rougeL): ``{"question": "spell 305:",
+  "answer": "three zero five"}``; the model continues with ``" three zero five"`` and stops at ``"\n"``
+  (the question has no trailing space: the words are trained as space-led tokens).
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ if TYPE_CHECKING:
 
 ADD_TASK = "arith-add"
 MC_TASK = "arith-mc"
+SPELL_TASK = "arith-spell"
 BENCHMARK = "arith"
 N_CHOICES = 4
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+SPELL_METRICS = ("bleu", "chrf", "rouge1", "rougeL")
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,32 @@ def mc_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
     return rows
 
 
+def spell(number: int) -> str:
+    """The digits of ``number`` as words: ``305`` -> ``"three zero five"``."""
+    return " ".join(DIGIT_WORDS[int(d)] for d in str(number))
+
+
+def sample_number(rng: random.Random) -> int:
+    """A number of three to six digits (four words at least make a 4-gram for BLEU, most of the time)."""
+    digits = rng.choice((3, 4, 4, 5, 5, 6))
+    return rng.randint(10 ** (digits - 1), 10**digits - 1)
+
+
+def spell_text(number: int) -> str:
+    """The training line: ``"spell 305: three zero five\n"``."""
+    return f"spell {number}: {spell(number)}\n"
+
+
+def spell_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """``n`` spelling items ``{"question", "answer"}``, deterministic in ``seed``."""
+    rng = random.Random(f"arith-spell-{seed}")
+    rows = []
+    for _ in range(n):
+        number = sample_number(rng)
+        rows.append({"question": f"spell {number}:", "answer": spell(number)})
+    return rows
+
+
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as fh:
@@ -99,14 +131,15 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def write_tasks(out_dir: str | Path, n: int = 200, seed: int = 0) -> dict[str, Path]:
-    """Write the arithmetic task files as JSONL under ``out_dir/tasks``.
+    """Write the task files as JSONL under ``out_dir/tasks``.
 
-    >>> paths = write_tasks("/tmp/tiny")   # {"arith-add": .../arith-add.jsonl, "arith-mc": ...}
+    >>> paths = write_tasks("/tmp/tiny")   # {"arith-add": .../arith-add.jsonl, "arith-mc": ..., "arith-spell": ...}
     """
     task_dir = Path(out_dir) / "tasks"
     return {
         ADD_TASK: _write_jsonl(task_dir / f"{ADD_TASK}.jsonl", add_rows(n, seed)),
         MC_TASK: _write_jsonl(task_dir / f"{MC_TASK}.jsonl", mc_rows(n, seed)),
+        SPELL_TASK: _write_jsonl(task_dir / f"{SPELL_TASK}.jsonl", spell_rows(n, seed)),
     }
 
 
@@ -115,6 +148,8 @@ def _task_paths(task_dir: str | Path) -> dict[str, Path]:
     for folder in (root / "tasks", root):
         paths = {name: folder / f"{name}.jsonl" for name in (ADD_TASK, MC_TASK)}
         if all(p.is_file() for p in paths.values()):
+            if (folder / f"{SPELL_TASK}.jsonl").is_file():  # folders written before it have none
+                paths[SPELL_TASK] = folder / f"{SPELL_TASK}.jsonl"
             return paths
     from evalhub.errors import EvalhubError
 
@@ -125,7 +160,8 @@ def _task_paths(task_dir: str | Path) -> dict[str, Path]:
 
 
 def register_tasks(hub: Hub, task_dir: str | Path) -> dict[str, Any]:
-    """Register ``arith-add``, ``arith-mc`` and the benchmark ``arith`` of both (an existing one is kept).
+    """Register ``arith-add``, ``arith-mc``, ``arith-spell`` (where its file exists) and the benchmark
+    ``arith`` of the first two (an existing one is kept).
 
     ``task_dir`` is the folder given to ``write_tasks`` (or its ``tasks`` subfolder).
     """
@@ -152,6 +188,16 @@ def register_tasks(hub: Hub, task_dir: str | Path) -> dict[str, Any]:
             "type": "mcq",
         },
     }
+    if SPELL_TASK in paths:
+        specs[SPELL_TASK] = {
+            "data": str(paths[SPELL_TASK].resolve()),
+            "prompt": "{{question}}",
+            "target": "{{answer}}",
+            "output_type": "generate_until",
+            "metrics": list(SPELL_METRICS),
+            "type": "mt",
+            "generation": {"until": ["\n"], "max_gen_toks": 12, "do_sample": False},
+        }
     registered: dict[str, Any] = {}
     for name, kwargs in specs.items():
         try:

@@ -1,4 +1,10 @@
-"""Train the tiny GPT-2-style model on generated arithmetic, on CPU, in well under a minute."""
+"""Train the tiny GPT-2-style model on generated arithmetic and spelling, on CPU, in well under a minute.
+
+Each training example is one line that starts with ``<|bos|>`` as an evaluated prompt does: mostly
+additions (``"12+7= 19\n"``), some numbers spelled out (``"spell 305: three zero five\n"``) and some
+additions in the chat template (``<|user|>12+7= <|end|>\n<|assistant|>19<|end|>``), so the model answers
+under ``apply_chat_template`` too.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evalhub.tiny._tasks import sample_problem
+from evalhub.tiny._tasks import sample_number, sample_problem, spell_text
 
 if TYPE_CHECKING:
     import torch
@@ -32,12 +38,14 @@ class TinyConfig:
     n_layer: int = 2
     n_embd: int = 128
     n_head: int = 4
-    n_positions: int = 64
+    n_positions: int = 256
     batch_size: int = 64
     lr: float = 3e-3
     warmup: int = 20
     weight_decay: float = 0.01
     threads: int = 1  # on a shared 2-core box one thread trains fastest
+    spell_share: float = 0.15  # of the training lines: numbers spelled out
+    chat_share: float = 0.15  # additions in the chat template
 
 
 @dataclass
@@ -60,14 +68,30 @@ def _lr_at(step: int, steps: int, cfg: TinyConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
 
-def _batch(rng: random.Random, tokenizer: Any, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A right-padded batch of single problems, each starting at position 0 like an eval prompt."""
+def _line(rng: random.Random, tokenizer: Any, cfg: TinyConfig) -> list[int]:
+    """One training example's token ids (``<|bos|>`` first, like every evaluated prompt)."""
+    draw = rng.random()
+    if draw < cfg.spell_share:
+        return list(tokenizer.encode(spell_text(sample_number(rng))))
+    problem = sample_problem(rng)
+    if draw < cfg.spell_share + cfg.chat_share:
+        chat = [
+            {"role": "user", "content": problem.prompt + " "},
+            {"role": "assistant", "content": str(problem.answer)},
+        ]
+        text = tokenizer.apply_chat_template(chat, tokenize=False)
+        return list(tokenizer.encode(text, add_special_tokens=False))  # the template starts with <|bos|>
+    return list(tokenizer.encode(problem.text()))
+
+
+def _batch(rng: random.Random, tokenizer: Any, cfg: TinyConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """A right-padded batch of single examples, each starting at position 0 like an eval prompt."""
     import torch
 
-    rows = [tokenizer.encode(sample_problem(rng).text()) for _ in range(size)]
+    rows = [_line(rng, tokenizer, cfg) for _ in range(cfg.batch_size)]
     width = max(len(r) for r in rows)
-    ids = torch.full((size, width), tokenizer.pad_token_id, dtype=torch.long)
-    labels = torch.full((size, width), -100, dtype=torch.long)
+    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
     for i, row in enumerate(rows):
         ids[i, : len(row)] = torch.tensor(row)
         labels[i, : len(row)] = torch.tensor(row)
@@ -160,7 +184,7 @@ def build(
             lr = _lr_at(step - 1, steps, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            ids, labels = _batch(rng, tokenizer, cfg.batch_size)
+            ids, labels = _batch(rng, tokenizer, cfg)
             loss = model(input_ids=ids, attention_mask=(labels != -100).long(), labels=labels).loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

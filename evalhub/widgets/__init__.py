@@ -1,5 +1,5 @@
 """The notebook widgets (anywidget): a live run monitor, a comparison table, an output diff,
-curves and a registry browser. Each reads through a Hub from the tracking server and carries
+curves, a registry browser, a text-to-image grid and an annotator. Each reads through a Hub from the tracking server and carries
 text/plain and text/html fallbacks for nbconvert, nbval and terminal IPython.
 
 >>> evalhub.monitor(exp); evalhub.compare(exp); evalhub.diff(exp, task="arith-add")
@@ -22,12 +22,18 @@ _LAZY = {
     "curves": "_curves",
     "RegistryBrowser": "_registry",
     "registry": "_registry",
+    "ImageGrid": "_images",
+    "images": "_images",
+    "Annotator": "_annotate",
+    "annotate": "_annotate",
 }
 
 if TYPE_CHECKING:
+    from evalhub.widgets._annotate import Annotator, annotate
     from evalhub.widgets._compare import ComparisonTable, compare
     from evalhub.widgets._curves import Curves, curves
     from evalhub.widgets._diff import OutputDiff, diff
+    from evalhub.widgets._images import ImageGrid, images
     from evalhub.widgets._monitor import RunMonitor, monitor
     from evalhub.widgets._registry import RegistryBrowser, registry
 
@@ -36,18 +42,25 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'evalhub.widgets' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"evalhub.widgets.{module}"), name)
+    from evalhub._extras import needs_extra
+
+    with needs_extra("notebook", f"evalhub.{name}"):
+        return getattr(importlib.import_module(f"evalhub.widgets.{module}"), name)
 
 
 __all__ = [
+    "Annotator",
     "ComparisonTable",
     "Curves",
+    "ImageGrid",
     "OutputDiff",
     "RegistryBrowser",
     "RunMonitor",
+    "annotate",
     "compare",
     "curves",
     "diff",
+    "images",
     "monitor",
     "registry",
 ]

@@ -14,9 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import altair as alt
 
+from evalhub._frames import comparison
 from evalhub.errors import EvalhubError
+from evalhub.metric_names import parse_key
+from evalhub.protocol import TERMINAL
+from evalhub.protocol.numbers import number_from_wire
 from evalhub.widgets._base import fmt_number
-from evalhub.widgets._source import TERMINAL, ClientLike, client_of, id_of, run_labels
+from evalhub.widgets._source import ClientLike, client_of, id_of, run_labels
 
 if TYPE_CHECKING:
     import polars as pl
@@ -39,6 +43,10 @@ class Curves(alt.JupyterChart):
     >>> evalhub.curves(run, "loss")                        # one training run
     >>> evalhub.curves([run_a, run_b], ["loss", "grad_norm"])
     >>> evalhub.curves(exp, "exact_match")                 # metric against checkpoint step
+    >>> evalhub.curves(exp, ["fid", "correct"], training="loss")  # beside the training loss
+
+    ``training`` (with an experiment) names a series of the runs that wrote the checkpoints (their
+    ``run.log_checkpoint``): it is drawn first, on the same step axis as the metrics.
     """
 
     def __init__(
@@ -53,12 +61,15 @@ class Curves(alt.JupyterChart):
         interval: float = 2.0,
         height: int = 240,
         width: int = 560,
+        training: str | None = None,
     ) -> None:
         if not keys and experiment_id is None:
             raise EvalhubError("name the series to plot, e.g. curves(run, 'loss')")
         _enable_offline()
         self._client = client
         self._keys = list(keys)
+        self._training = training
+        self._training_runs: dict[tuple[str, str], int | None] = {}  # (model, checkpoint) -> writer run
         self._run_ids = [int(r) for r in run_ids]
         self.experiment_id = experiment_id
         self._max_points = max_points
@@ -66,6 +77,7 @@ class Curves(alt.JupyterChart):
         self._size = (width, height)
         self._records: dict[str, list[dict[str, Any]]] = {}
         self._statuses: dict[int, str] = {}
+        self._intervals: dict[tuple[int, str], tuple[float | None, float | None]] = {}
         self._signature: Any = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -106,19 +118,14 @@ class Curves(alt.JupyterChart):
                 label = labels.get(int(series["run_id"]), str(series["run_id"]))
                 for p in series.get("points", []):
                     rows.append(
-                        {
-                            "run": label,
-                            "run_id": int(series["run_id"]),
-                            "step": p["step"],
-                            "value": p["value"],
-                            "min": p.get("min", p["value"]),
-                            "max": p.get("max", p["value"]),
-                        }
+                        _point(
+                            label, int(series["run_id"]), p["step"], p["value"], p.get("min"), p.get("max")
+                        )
                     )
         self._records = records
 
     def _fetch_experiment(self) -> None:
-        data = self._client.get(f"/api/experiments/{self.experiment_id}/compare")
+        data = comparison(self._client, self.experiment_id)
         runs = list(data.get("runs", []))
         self._statuses = {int(r["run_id"]): str(r.get("status", "")) for r in runs}
         if not self._keys:
@@ -137,26 +144,80 @@ class Curves(alt.JupyterChart):
                     continue
                 label = lines[int(r["run_id"])]
                 task = r.get("task") or ""
-                rows.append(
-                    {
-                        "run": f"{task} · {label}" if len(set(lines.values())) > 1 else task,
-                        "run_id": int(r["run_id"]),
-                        "checkpoint": r.get("checkpoint"),
-                        "step": r["step"],
-                        "value": value,
-                        "min": value,
-                        "max": value,
-                    }
-                )
+                run = f"{task} · {label}" if len(set(lines.values())) > 1 else task
+                point = {**_point(run, int(r["run_id"]), r["step"], value), "checkpoint": r.get("checkpoint")}
+                low, high = self._interval(int(r["run_id"]), key, str(r.get("status")))
+                point.update(low=low, high=high)
+                rows.append(point)
             rows.sort(key=lambda row: (row["run"], row["step"]))
+        if self._training:
+            records = {self._training: self._training_records(runs), **records}
         self._records = records
+
+    def _training_records(self, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The ``training`` series of the runs that wrote the experiment's checkpoints."""
+        for r in runs:
+            ref = (str(r.get("model") or ""), str(r.get("checkpoint") or ""))
+            if all(ref) and ref not in self._training_runs:
+                page = self._client.get("/api/checkpoints", model=ref[0], name=ref[1], limit=1)
+                items = page.get("items") or []
+                self._training_runs[ref] = (
+                    int(items[0]["run_id"]) if items and items[0].get("run_id") else None
+                )
+        writers = sorted({rid for rid in self._training_runs.values() if rid is not None})
+        if not writers:
+            raise EvalhubError(
+                f"no run wrote the checkpoints of experiment {self.experiment_id} (run.log_checkpoint), "
+                f"so there is no {self._training!r} to draw beside them"
+            )
+        data = self._client.get("/api/series", run_ids=",".join(map(str, writers)), key=self._training,
+                                max_points=self._max_points)  # fmt: skip
+        rows = []
+        for series in data.get("series", []):
+            run = self._client.get(f"/api/runs/{int(series['run_id'])}")
+            label = f"{run.get('name') or series['run_id']} (training)"
+            for p in series.get("points", []):
+                rows.append(
+                    _point(label, int(series["run_id"]), p["step"], p["value"], p.get("min"), p.get("max"))
+                )
+        return rows
+
+    def _interval(self, run_id: int, key: str, status: str) -> tuple[float | None, float | None]:
+        """The 95% interval of a finished run's metric from its per-sample scores (Wilson for 0/1,
+        else a bootstrap; see :mod:`evalhub.stats`), computed once; (None, None) without scores."""
+        if status not in TERMINAL:
+            return None, None
+        cached = self._intervals.get((run_id, key))
+        if cached is None:
+            cached = (None, None)
+            try:
+                from evalhub import stats
+                from evalhub.services.comparison import scores_frame
+
+                column = _score_column(key)
+                frame = scores_frame(self._client, run_id)  # type: ignore[arg-type]
+                subtask = parse_key(key).subtask
+                if subtask is not None:
+                    frame = frame.filter(frame["task"] == subtask)
+                if column in frame.columns and frame.height:
+                    est = stats.mean_interval(frame[column].to_numpy())
+                    if est.method != "none":
+                        cached = (float(est.low), float(est.high))
+            except Exception:  # no scores, or the notebook extra lacks scipy: the point has no interval
+                cached = (None, None)
+            self._intervals[(run_id, key)] = cached
+        return cached
 
     def to_polars(self) -> pl.DataFrame:
         """The plotted points: key, run, run_id, step, value, min, max."""
         import polars as pl
 
         rows = [
-            {"key": key, **{k: r[k] for k in ("run", "run_id", "step", "value", "min", "max")}}
+            {
+                "key": key,
+                **{k: r[k] for k in ("run", "run_id", "step", "min", "max")},
+                "value": number_from_wire(r["nonfinite"]) if r["nonfinite"] else r["value"],
+            }
             for key, records in self._records.items()
             for r in records
         ]
@@ -177,20 +238,47 @@ class Curves(alt.JupyterChart):
         width, height = self._size
         charts = []
         x_title = "checkpoint step" if self.experiment_id is not None else "step"
-        for key in self._keys:
+        keys = (
+            [self._training, *self._keys] if self._training and self.experiment_id is not None else self._keys
+        )
+        for key in keys:
             records = self._records.get(key, [])
             data = alt.Data(values=records)  # type: ignore[no-untyped-call]
+            training = key == self._training and self.experiment_id is not None
             base = alt.Chart(data).encode(
-                x=alt.X("step:Q", title=x_title),
-                color=alt.Color("run:N", title="run" if self.experiment_id is None else "task · config"),
+                x=alt.X("step:Q", title="training step" if training else x_title),
+                color=alt.Color(
+                    "run:N", title="run" if self.experiment_id is None or training else "task · config"
+                ),
             )
-            line = base.mark_line(point=self.experiment_id is not None).encode(
+            line = base.mark_line(point=self.experiment_id is not None and not training).encode(
                 y=alt.Y("value:Q", title=key, scale=alt.Scale(zero=False)),
                 tooltip=[alt.Tooltip("run:N"), alt.Tooltip("step:Q"), alt.Tooltip("value:Q", format=".4g")],
             )
             layers: list[Any] = [line]
             if any(r["min"] != r["max"] for r in records):  # downsampled: show each bucket's range
                 layers.insert(0, base.mark_area(opacity=0.15).encode(y="min:Q", y2="max:Q"))
+            if any(r.get("low") is not None for r in records):  # each checkpoint's 95% interval
+                layers.append(
+                    base.mark_errorbar(ticks=True).encode(
+                        y=alt.Y("low:Q", title=key), y2="high:Q",
+                        tooltip=[alt.Tooltip("run:N"), alt.Tooltip("low:Q", format=".4g", title="95% low"),
+                                 alt.Tooltip("high:Q", format=".4g", title="95% high")],
+                    )
+                )  # fmt: skip
+            if any(r["nonfinite"] for r in records):  # NaN / ±inf are values: a red rule at their steps
+                layers.append(
+                    alt.Chart(alt.Data(values=[r for r in records if r["nonfinite"]]))  # type: ignore[no-untyped-call]
+                    .mark_rule(color="#d62728", strokeDash=[4, 2])
+                    .encode(
+                        x="step:Q",
+                        tooltip=[
+                            alt.Tooltip("run:N"),
+                            alt.Tooltip("step:Q"),
+                            alt.Tooltip("nonfinite:N", title=key),
+                        ],
+                    )
+                )
             charts.append(alt.layer(*layers).properties(width=width, height=height, title=key))
         if len(charts) == 1:
             return charts[0]
@@ -288,12 +376,15 @@ def curves(
     live: bool = True,
     interval: float = 2.0,
     experiment: Any = None,
+    training: str | None = None,
 ) -> Curves:
     """Line charts of a series key (or keys) for one or several runs, or of a metric of an
     experiment against checkpoint step.
 
     ``run_or_runs``: a Run (``hub.init_run``), a run id, a list of them, or an Experiment (then
     ``key`` is a metric, default its first one). ``max_points`` is the server's downsampling budget.
+    ``training`` (an experiment only): a series of the runs that wrote its checkpoints, drawn first on
+    the same step axis, e.g. ``curves(exp, ["fid", "correct"], training="loss")``.
     """
     keys: list[str] = [key] if isinstance(key, str) else list(key or [])
     if experiment is not None or _is_experiment(run_or_runs):
@@ -306,7 +397,10 @@ def curves(
             max_points=max_points,
             live=live,
             interval=interval,
+            training=training,
         )
+    if training is not None:
+        raise EvalhubError("training= goes with an experiment: curves(exp, 'fid', training='loss')")
     if run_or_runs is None:
         raise EvalhubError("curves() needs a run (or runs), or experiment=...")
     items = list(run_or_runs) if isinstance(run_or_runs, (list, tuple)) else [run_or_runs]
@@ -321,3 +415,20 @@ def curves(
         live=live,
         interval=interval,
     )
+
+
+def _point(run: str, run_id: int, step: Any, value: Any, low: Any = None, high: Any = None) -> dict[str, Any]:
+    """A plotted point. A non-finite value (the wire's "NaN", "Infinity", "-Infinity") has no place on
+    the y axis: it is kept in ``nonfinite`` and drawn as a rule at its step."""
+    nonfinite = value if isinstance(value, str) else None
+    number = None if nonfinite else value
+    low = number if low is None or isinstance(low, str) else low
+    high = number if high is None or isinstance(high, str) else high
+    return {"run": run, "run_id": run_id, "step": step, "value": number, "min": low, "max": high,
+            "nonfinite": nonfinite}  # fmt: skip
+
+
+def _score_column(key: str) -> str:
+    """The per-sample score a summary metric key is the mean of (``acc``, ``exact_match/strict-match``)."""
+    parsed = parse_key(key)
+    return parsed.metric if not parsed.filter else f"{parsed.metric}/{parsed.filter}"

@@ -10,6 +10,7 @@ from typing import Any
 
 import traitlets
 
+from evalhub._frames import comparison
 from evalhub.errors import EvalhubError
 from evalhub.widgets._base import EvalhubWidget, fmt_number
 from evalhub.widgets._source import ClientLike, client_of, id_of, run_labels
@@ -65,7 +66,7 @@ class OutputDiff(EvalhubWidget):
         self._cache: dict[tuple[Any, ...], tuple[float, Future[Any]]] = {}
         self._cache_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
-        compare = self._client.get(f"/api/experiments/{self.experiment_id}/compare")
+        compare = comparison(self._client, self.experiment_id)
         self._labels = run_labels(compare.get("runs", []))
         self.tasks = list(dict.fromkeys(str(r["task"]) for r in compare.get("runs", []) if r.get("task")))
         if task is None:

@@ -9,8 +9,9 @@ from typing import Any
 
 import traitlets
 
+from evalhub.protocol import TERMINAL
 from evalhub.widgets._base import EvalhubWidget, html_table, text_table
-from evalhub.widgets._source import TERMINAL, ClientLike, client_of, id_of, parse_time, run_labels
+from evalhub.widgets._source import ClientLike, client_of, id_of, parse_time, run_labels
 from evalhub.widgets._static import esm_source
 
 
@@ -35,6 +36,7 @@ class RunMonitor(EvalhubWidget):
     live = traitlets.Bool(False).tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
     updated_at = traitlets.Float(0.0).tag(sync=True)
+    terminal = traitlets.List(default_value=list(TERMINAL)).tag(sync=True)  # statuses after which a run is done
 
     def __init__(
         self,

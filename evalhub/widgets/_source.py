@@ -8,9 +8,6 @@ from typing import Any, Protocol
 
 from evalhub.errors import EvalhubError
 
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
-"""Run statuses after which nothing changes any more."""
-
 
 class ClientLike(Protocol):
     """The part of ``evalhub.client.Client`` the widgets use."""
@@ -21,6 +18,8 @@ class ClientLike(Protocol):
 
     def paged(self, path: str, limit: int = 1000, **params: Any) -> Iterator[dict[str, Any]]: ...
 
+    def request(self, method: str, path: str, **kw: Any) -> Any: ...
+
 
 def client_of(obj: Any = None, hub: Any = None) -> ClientLike:
     """The HTTP client behind ``hub`` (a Hub or a Client), else behind ``obj``, else ``connect()``."""
@@ -30,9 +29,9 @@ def client_of(obj: Any = None, hub: Any = None) -> ClientLike:
         found = _client_attr(candidate)
         if found is not None:
             return found
-    import evalhub
+    from evalhub.hub import connect
 
-    return evalhub.connect().client
+    return connect().client
 
 
 def _client_attr(obj: Any) -> ClientLike | None:

@@ -1,0 +1,3 @@
+"""The version of the evalhub package (one place: pyproject reads it too)."""
+
+__version__ = "0.2.0"

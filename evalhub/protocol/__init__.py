@@ -1,0 +1,91 @@
+"""evalhub's HTTP contract: the pydantic models of request and response bodies, the statuses of a run,
+the field types that say what can be stored, and how non-finite numbers travel.
+
+Imported by the tracking server and by the client alike; it imports pydantic and nothing heavy.
+"""
+
+from __future__ import annotations
+
+from ._fields import (
+    DEFAULT_MAX_TEXT_BYTES,
+    INT64_MAX,
+    INT64_MIN,
+    NAME_MAX,
+    TEXT_LIMIT,
+    Count,
+    Id,
+    Int64,
+    JsonObject,
+    Name,
+    Text,
+)
+from .events import EVENT_TYPES, Event, EventAnswer, EventBatch, Point, Sample
+from .numbers import float_to_wire, from_wire, number_from_wire, to_wire
+from .requests import (
+    MAX_RUNS_PER_REQUEST,
+    AttemptLost,
+    BenchmarkCreate,
+    CacheLookup,
+    CheckpointCreate,
+    DatasetCreate,
+    ExperimentCreate,
+    FamilyCreate,
+    ModelCreate,
+    Patch,
+    ProjectCreate,
+    RunCreate,
+    RunReuse,
+    RunsAdd,
+    StatusChange,
+    TaskCreate,
+    TokenCreate,
+)
+from .status import ACTIVE, RUN_TYPES, STATUSES, TERMINAL, RunStatus, RunType, is_terminal
+
+__all__ = [
+    "ACTIVE",
+    "DEFAULT_MAX_TEXT_BYTES",
+    "EVENT_TYPES",
+    "INT64_MAX",
+    "INT64_MIN",
+    "MAX_RUNS_PER_REQUEST",
+    "NAME_MAX",
+    "RUN_TYPES",
+    "STATUSES",
+    "TERMINAL",
+    "TEXT_LIMIT",
+    "AttemptLost",
+    "BenchmarkCreate",
+    "CacheLookup",
+    "CheckpointCreate",
+    "Count",
+    "DatasetCreate",
+    "Event",
+    "EventAnswer",
+    "EventBatch",
+    "ExperimentCreate",
+    "FamilyCreate",
+    "Id",
+    "Int64",
+    "JsonObject",
+    "ModelCreate",
+    "Name",
+    "Patch",
+    "Point",
+    "ProjectCreate",
+    "RunCreate",
+    "RunReuse",
+    "RunStatus",
+    "RunType",
+    "RunsAdd",
+    "Sample",
+    "StatusChange",
+    "TaskCreate",
+    "Text",
+    "TokenCreate",
+    "float_to_wire",
+    "from_wire",
+    "is_terminal",
+    "number_from_wire",
+    "to_wire",
+]
