@@ -133,7 +133,14 @@ def complete_run(
     final: dict[str, Any] = {"type": "status", "status": status}
     if error:
         final["error"] = error
-    post_events(hub, run["id"], [{"type": "metrics", "values": metrics}, final], start_seq=seq)
+    # as the worker sends them: lm-eval's direction of its metric with the values
+    directions = {"exact_match": True}
+    post_events(
+        hub,
+        run["id"],
+        [{"type": "metrics", "values": metrics, "higher_is_better": directions}, final],
+        start_seq=seq,
+    )
 
 
 def finished_experiment(

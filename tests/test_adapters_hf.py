@@ -78,12 +78,29 @@ def test_sampling_is_seeded() -> None:
 def test_token_counts_and_stats() -> None:
     adapter = _adapter()
     out = adapter.generate(["12+7= ", "3+4= "], GenerationParams(max_new_tokens=8, until=("\n",)))
-    assert [g.tokens_in for g in out] == [6, 5]  # one token per character
+    assert [g.tokens_in for g in out] == [7, 6]  # <|bos|> and one token per digit, operator and space
     for g in out:  # the answer's characters plus the newline that stopped it
         assert g.tokens_out == len(g.text) + 1
-    assert adapter.stats.tokens_in == 11
+    assert adapter.stats.tokens_in == 13
     assert adapter.stats.tokens_out == sum(g.tokens_out for g in out)
     assert len(adapter.stats.latencies_ms) == 2
+    # each request's latency runs from its batch's start to its own end; the first token comes before
+    assert all(g.latency_ms is not None and g.ttft_ms is not None for g in out)
+    assert all(0 < g.ttft_ms <= g.latency_ms for g in out)  # type: ignore[operator]
+    assert adapter.stats.latencies_ms == [g.latency_ms for g in out]
+
+
+def test_a_likelihood_request_takes_the_time_of_its_forward_pass_not_a_share_of_it() -> None:
+    adapter = _adapter(batch_size=4)
+    requests = [(r["question"], " " + c) for r in tiny.mc_rows(6, seed=1) for c in r["choices"]]
+    batches: list[int] = []
+    adapter.loglikelihood(requests, on_batch=batches.append)
+    latencies = adapter.last_latencies_ms
+    assert len(latencies) == len(requests) and all(ms > 0 for ms in latencies)
+    # one report per forward pass of up to 4 rows (choices that feed the model the same tokens share a
+    # row, lm-eval's logits cache); each request gets its pass's whole wall time, not a share of it
+    assert sum(batches) == len(requests) and len(batches) >= len(requests) // (4 * 4)
+    assert len(set(latencies)) <= len(batches)
 
 
 def test_pad_token_falls_back_to_eos(tmp_path: Path) -> None:
@@ -105,32 +122,69 @@ def test_pad_token_falls_back_to_eos(tmp_path: Path) -> None:
     assert [g.text for g in out] == [g.text for g in reference]
 
 
-def test_cpu_runs_float32_and_reports_peak_rss() -> None:
+def test_cpu_runs_float32_and_leaves_peak_memory_to_the_engine() -> None:
     import torch
 
     adapter = _adapter()
     assert adapter.model.dtype == torch.float32
     assert adapter.device == "cpu"
-    peak = adapter.peak_memory_mb()
-    assert peak is not None and peak > 50
+    assert adapter.peak_memory_mb() is None  # no GPU: the engine samples resident memory per run
 
 
 def test_too_many_new_tokens_for_the_context_is_refused() -> None:
     from evalhub.errors import AdapterError
 
     with pytest.raises(AdapterError, match="lower max_new_tokens"):
-        _adapter().generate(["1+1= "], GenerationParams(max_new_tokens=64))
+        _adapter().generate(["1+1= "], GenerationParams(max_new_tokens=256))
 
 
 def test_prompt_logprobs_match_loglikelihood() -> None:
     adapter = _adapter()
     (tokens,) = adapter.prompt_logprobs(["12+7= 19"], top=3)
-    assert [t.token for t in tokens] == list("12+7= 19")
-    assert [t.offset for t in tokens] == list(range(8))
-    assert tokens[0].logprob is None
+    # <|bos|> first (the tokenizer adds it, as lm-eval's encoding does), then one token per character
+    assert [t.token for t in tokens] == ["<|bos|>", *"12+7= 19"]
+    assert [t.offset for t in tokens] == [0, *range(8)]
+    assert tokens[0].logprob is None and tokens[1].logprob is not None
     ((expected, _),) = adapter.loglikelihood([("12+7=", " 19")])
-    assert sum(t.logprob for t in tokens[5:] if t.logprob is not None) == pytest.approx(expected, abs=1e-5)
+    assert sum(t.logprob for t in tokens[6:] if t.logprob is not None) == pytest.approx(expected, abs=1e-5)
     assert all(len(t.top) == 3 for t in tokens[1:])
+
+
+def test_chat_prompts_use_the_tokenizers_template_like_lm_eval(hflm: Any) -> None:
+    adapter = _adapter()
+    chat = [{"role": "system", "content": "Add."}, {"role": "user", "content": "12+7= "}]
+    assert adapter.chat_template() == tiny.CHAT_TEMPLATE
+    rendered = adapter.apply_chat_template(chat)
+    assert (
+        rendered
+        == hflm.apply_chat_template(chat)
+        == "<|bos|><|system|>Add.<|end|>\n<|user|>12+7= <|end|>\n<|assistant|>"
+    )
+    # the rendered prompt starts with <|bos|>: no second one is added
+    assert (
+        adapter.encoder is not None
+        and adapter.encoder.encode(rendered).count(adapter.tokenizer.bos_token_id) == 1
+    )
+
+
+def test_a_tokenizer_without_a_chat_template_is_refused_by_name(tmp_path: Path) -> None:
+    import json
+
+    from evalhub.errors import AdapterError
+
+    folder = tmp_path / "nochat"
+    folder.mkdir()
+    for item in tiny_path().iterdir():
+        (folder / item.name).write_bytes(item.read_bytes())
+    for name in ("chat_template.jinja", "chat_template.json"):
+        (folder / name).unlink(missing_ok=True)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    adapter = _adapter(folder)
+    assert adapter.chat_template() is None
+    with pytest.raises(AdapterError, match=r"tiny-gpt/step has no chat template.*apply_chat_template: false"):
+        adapter.apply_chat_template([{"role": "user", "content": "1+1= "}])
 
 
 cuda = pytest.mark.skipif(

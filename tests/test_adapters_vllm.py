@@ -91,7 +91,11 @@ class LLM:
                         text = text[: min(hits)]  # vLLM leaves the stop string out
                         break
             completion = types.SimpleNamespace(text=text, token_ids=new)
-            outputs.append(types.SimpleNamespace(outputs=[completion], prompt_logprobs=prompt_logprobs))
+            # vLLM's per-request timings (RequestOutput.metrics): arrival, first token, finish
+            metrics = types.SimpleNamespace(arrival_time=100.0, first_token_time=100.25, finished_time=100.5)
+            outputs.append(
+                types.SimpleNamespace(outputs=[completion], prompt_logprobs=prompt_logprobs, metrics=metrics)
+            )
         return outputs
 
 
@@ -126,6 +130,24 @@ def test_greedy_generations_equal_the_hf_adapter(stand_in_vllm: types.ModuleType
     assert [g.tokens_in for g in got] == [g.tokens_in for g in expected]
 
 
+def test_requests_take_vllms_own_timings(stand_in_vllm: types.ModuleType) -> None:
+    prompts = [r["question"] for r in tiny.add_rows(3, seed=6)]
+    got = load_adapter(_ref("vllm")).generate(prompts, GenerationParams(max_new_tokens=6, until=("\n",)))
+    assert [(g.latency_ms, g.ttft_ms) for g in got] == [(500.0, 250.0)] * 3
+
+
+def test_chats_render_with_the_tokenizers_template_as_for_hf(stand_in_vllm: types.ModuleType) -> None:
+    # the stand-in computes with transformers: this checks the adapter's own path (the tokenizer's chat
+    # template, token-id prompts), not vLLM's engine
+    chats = [[{"role": "user", "content": r["question"]}] for r in tiny.add_rows(6, seed=2)]
+    vllm, hf = load_adapter(_ref("vllm")), load_adapter(_ref("hf"))
+    assert vllm.chat_template() == hf.chat_template() == tiny.CHAT_TEMPLATE
+    prompts = [vllm.apply_chat_template(c) for c in chats]
+    assert prompts == [hf.apply_chat_template(c) for c in chats]
+    params = GenerationParams(max_new_tokens=6, until=("\n",))
+    assert [g.text for g in vllm.generate(prompts, params)] == [g.text for g in hf.generate(prompts, params)]
+
+
 def test_loglikelihoods_equal_the_hf_adapter(stand_in_vllm: types.ModuleType) -> None:
     rows = tiny.mc_rows(8, seed=6)
     requests = [(r["question"], " " + c) for r in rows for c in r["choices"]] + [("", "1+1= 2")]
@@ -136,10 +158,11 @@ def test_loglikelihoods_equal_the_hf_adapter(stand_in_vllm: types.ModuleType) ->
 
 
 def test_rolling_loglikelihoods_equal_the_hf_adapter(stand_in_vllm: types.ModuleType) -> None:
-    texts = ["12+3= 15\n", "3+4= 7\n" * 12]  # the second spans several windows
-    got = load_adapter(_ref("vllm")).loglikelihood_rolling(texts)
+    texts = ["12+3= 15\n", "3+4= 7\n" * 50]  # the second spans several windows
+    vllm = load_adapter(_ref("vllm"))
+    got = vllm.loglikelihood_rolling(texts)
     # a vLLM prompt holds a window's context too, so its windows are one token shorter than hf's
-    expected = load_adapter(_ref("hf", max_length=63)).loglikelihood_rolling(texts)
+    expected = load_adapter(_ref("hf", max_length=vllm.max_length - 1)).loglikelihood_rolling(texts)  # type: ignore[attr-defined]
     assert got == pytest.approx(expected, abs=1e-3)
 
 

@@ -24,7 +24,8 @@ def _require_chromium() -> None:
 @pytest.mark.slow
 def test_experiment_cell_on_the_tiny_model_in_jupyterlab(hub: Any, tmp_path: Path) -> None:
     """``%%evalhub experiment`` on the tiny model (local Ray, lm-eval): the monitor goes live to
-    all-completed, the table shows every run, the diff pages, the charts draw."""
+    all-completed, the table shows every run, the diff pages, the charts draw, and the kernel still
+    answers 95 s after the experiment ended."""
     _require_chromium()
     from evalhub import tiny
 
@@ -44,6 +45,8 @@ def test_experiment_cell_on_the_tiny_model_in_jupyterlab(hub: Any, tmp_path: Pat
             "evalhub.diff(exp, limit=5)",
             "evalhub.curves(exp, 'exact_match')",
             f"evalhub.curves({built.run_id}, 'loss', hub=exp.hub)",
+            # Ray gives a process 60 s to find a lost cluster again: the kernel must outlive that
+            "import time\ntime.sleep(95)\nprint('kernel alive', 6 * 7)",
         ],
     )
     env = {"EVALHUB_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -81,5 +84,8 @@ def test_experiment_cell_on_the_tiny_model_in_jupyterlab(hub: Any, tmp_path: Pat
                 charts.nth(i).scroll_into_view_if_needed()
                 screenshot(page, f"browser-tiny-curves-{i}", charts.nth(i))
             screenshot(page, "browser-tiny-notebook")
+            # the kernel answered 95 s after its experiment ended (it used to die within a minute)
+            page.wait_for_selector("text=kernel alive 42", timeout=TIMEOUT)
+            assert cell_errors(page) == []
     finally:
         lab.stop()

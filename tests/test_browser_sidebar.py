@@ -373,3 +373,34 @@ def test_a_stopped_server_shows_as_a_reason_and_the_sidebar_recovers(page: Any, 
     sync_api.expect(status).to_have_attribute("data-state", "ok")
     sync_api.expect(sidebar).not_to_have_class(re.compile(r"\bjp-mod-stale\b"))
     sync_api.expect(sidebar.locator(".jp-EvalhubSidebar-experiment").first).to_be_visible()
+
+
+def test_an_annotation_queue_is_listed_with_progress_and_a_click_opens_the_annotator(
+    page: Any, lab: Lab, rest: Rest
+) -> None:
+    from _widgetdata import finished_experiment
+
+    from evalhub.hub import connect
+
+    with connect(rest.url, project=rest.project) as hub:
+        exp = finished_experiment(hub, n=3, steps=(100,))
+        queue = hub.annotation_queue(exp["id"], "tone", {"kind": "choice", "options": ["flat", "warm"]})
+        queue.person = "alice"
+        queue.label(queue.items()[0], "warm")
+    page.goto(lab.link("lab/tree/sidebar.ipynb?reset"))
+    notebook = page.locator(".jp-NotebookPanel")
+    notebook.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').wait_for()
+    cells = notebook.locator(".jp-Notebook .jp-Cell")
+    cells.first.locator(".jp-InputArea-editor").click()
+    sidebar = _open_sidebar(page, lab, None)
+    item = sidebar.locator(f'.jp-EvalhubSidebar-queue[data-queue-id="{queue.id}"]')
+    sync_api.expect(item).to_contain_text("1/3 labelled · alice 1")
+    sync_api.expect(item).to_contain_text("choice")
+    _shot(page, "queue-listed")
+    item.click()
+    inserted = cells.nth(1)
+    sync_api.expect(inserted.locator(".cm-content")).to_contain_text(f"evalhub.annotate({queue.id})")
+    widget = inserted.locator(".evh-annotate")
+    sync_api.expect(widget).to_contain_text("item 1 of 3", timeout=120_000)
+    sync_api.expect(widget).to_contain_text("1 · flat")
+    _shot(page, "queue-annotator")

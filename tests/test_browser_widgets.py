@@ -105,6 +105,9 @@ def test_comparison_table_shows_every_run_with_baseline_deltas_and_best(
     assert rows.count() == len(STEPS)
     assert table.locator("tr.evh-baseline").get_attribute("data-label") == "step-100"
     assert table.locator(".evh-delta").count() == 2 * 2  # two other runs x two metrics
+    # exact_match has per-sample scores: its deltas carry the paired 95% interval
+    assert table.locator('td[data-metric="exact_match"] .evh-ci').count() == 2
+    assert "Holm p =" in (table.locator('td[data-metric="exact_match"] .evh-delta').first.get_attribute("title") or "")
     assert table.locator("td.evh-best").count() >= 2
     table.locator('th[data-metric="latency_p50_ms"]').click()  # sort by latency, largest first
     page.wait_for_function(
@@ -113,6 +116,8 @@ def test_comparison_table_shows_every_run_with_baseline_deltas_and_best(
     )
     table.locator("select.evh-baseline").select_option("step-300")
     page.wait_for_selector('.evh-compare[data-baseline="step-300"]', timeout=30_000)
+    page.wait_for_selector('.evh-compare tr.evh-baseline[data-label="step-300"]', timeout=60_000)  # recomputed
+    assert table.locator('td[data-metric="exact_match"] .evh-ci').count() == 2
     table.scroll_into_view_if_needed()
     screenshot(page, "browser-compare", table)
 

@@ -53,13 +53,13 @@ def _experiment(hub: Hub, tmp_path: Path) -> dict[str, Any]:
     hub.register_task("arith-add", data=data, prompt="{{question}}", target="{{answer}}")
     runs = [
         {
-            "name": f"tiny-hf@{c}/arith-add",
+            "name": f"tiny-hf@{c}/arith-add#{i}",
             "type": "inference",
             "model": "tiny-hf",
             "checkpoint": c,
             "task": "arith-add",
         }
-        for c in ("step-100", "step-200", "step-200")
+        for i, c in enumerate(("step-100", "step-200", "step-200"))
     ]
     exp = hub.client.post(
         "/experiments",
@@ -160,6 +160,20 @@ def test_export_parquet(hub: Hub, invoke: Any, tmp_path: Path) -> None:
     df = pl.read_parquet(target)
     assert sorted(df["exact_match"].drop_nulls().to_list()) == [0.25, 0.5]
     assert df.schema["exact_match"] == pl.Float64
+
+
+def test_export_all_carries_every_table(hub: Hub, invoke: Any, tmp_path: Path) -> None:
+    exp = _experiment(hub, tmp_path)
+    queue = hub.annotation_queue(exp["id"], "ok", {"kind": "choice", "options": ["no", "yes"]})
+    queue.person = "alice"
+    queue.label(queue.items()[0], "yes")
+    out = invoke("export", str(exp["id"]), "--all", "--format", "csv", "-o", str(tmp_path / "whole")).output
+    assert "wrote experiment" in out
+    labels = pl.read_csv(tmp_path / "whole" / "labels.csv")
+    assert labels.select("queue", "person", "choice", "value").rows() == [("ok", "alice", "yes", 1.0)]
+    assert "score:ok.alice" in pl.read_csv(tmp_path / "whole" / "samples.csv").columns
+    invoke("export", str(exp["id"]), "--all", "-o", str(tmp_path / "whole.json"))
+    assert len(json.loads((tmp_path / "whole.json").read_text())["labels"]) == 1
 
 
 def test_export_json_with_samples(hub: Hub, invoke: Any, tmp_path: Path) -> None:

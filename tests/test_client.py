@@ -121,17 +121,20 @@ def test_sends_token_and_project_headers(scripted: Any) -> None:
     assert "run_ids=1%2C2" in req["path"] and "status=running" in req["path"]
 
 
-def test_nan_is_refused_before_sending(scripted: Any) -> None:
-    srv = scripted([])
-    with pytest.raises(InvalidValue, match="non-finite"):
-        Client(srv.url).post("/runs/1/events", {"events": [{"value": float("nan")}]})
-    assert srv.requests == []
+def test_non_finite_numbers_travel_as_strings() -> None:
+    from evalhub.client import encode_json
+
+    body = {"events": [{"value": float("nan")}, {"value": float("-inf")}, {"value": 1.5}]}
+    assert encode_json(body) == b'{"events":[{"value":"NaN"},{"value":"-Infinity"},{"value":1.5}]}'
+    with pytest.raises(InvalidValue, match="JSON"):
+        encode_json({"x": object()})
 
 
 def test_check_number_names_the_key() -> None:
     assert check_number("loss", 1) == 1.0
+    assert check_number("loss", float("inf")) == float("inf")
     with pytest.raises(InvalidValue, match="'loss'"):
-        check_number("loss", float("inf"))
+        check_number("loss", 10**400)
     with pytest.raises(InvalidValue, match=r"'acc'.*str"):
         check_number("acc", "0.5")
 

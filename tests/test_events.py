@@ -86,9 +86,9 @@ def test_server_killed_and_restarted_loses_nothing_and_doubles_nothing(server: A
     producer = threading.Thread(target=produce)
     producer.start()
     deadline = time.monotonic() + 60
-    while stream.applied < 5 and time.monotonic() < deadline:
+    while stream.delivery().stored < 2000 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert stream.applied >= 5, stream.last_error
+    assert stream.delivery().stored >= 2000, stream.last_error
     server.stop(kill=True)  # SIGKILL while the client is logging
     time.sleep(0.5)
     server.start(timeout=90)  # same database, same port
@@ -123,12 +123,18 @@ def test_points_of_one_flush_fold_into_one_event(server_url: str) -> None:
     run = client.post("/runs", {"name": "fold", "type": "training"})
     stream = EventStream(client, run["id"], flush_interval=60)
     stream.series_many([("a", s, float(s), None) for s in range(1000)])
-    stream.flush()
-    assert stream.applied == 1
+    events, sizes = stream._fold(stream._buf, 0)  # what the next post will carry
+    assert [e["type"] for e in events] == ["series"] and sizes == [1000] and events[0]["seq"] == 1000
+    assert stream.flush().stored == 1000
     stream.metrics({"best": 0.5})
     stream.series("a", 1000, 1.0)
-    stream.close()
-    assert stream.applied == 3
+    stream.log("x")
+    stream.log("y")
+    events, sizes = stream._fold(stream._buf, 1000)
+    assert [e["type"] for e in events] == ["metrics", "series", "log"] and sizes == [1, 1, 2]
+    assert [e["seq"] for e in events] == [1001, 1002, 1004]  # the buffer position of each event's last item
+    delivery = stream.close()
+    assert (delivery.stored, delivery.dropped, delivery.pending) == (1004, 0, 0)
     assert _counts(client, run["id"]) == {"a": 1001}
     assert client.get(f"/runs/{run['id']}/metrics")["metrics"] == {"best": 0.5}
 
@@ -161,16 +167,21 @@ def test_a_cancel_shows_in_run_status(server_url: str) -> None:
     stream.close()
 
 
-def test_nan_is_refused_in_the_callers_thread(server_url: str) -> None:
+def test_what_cannot_be_stored_is_refused_in_the_callers_thread(server_url: str) -> None:
     client = Client(server_url)
-    run = client.post("/runs", {"name": "nan", "type": "training"})
+    run = client.post("/runs", {"name": "bad", "type": "training"})
     stream = EventStream(client, run["id"])
     with pytest.raises(InvalidValue, match="'loss'"):
-        stream.series("loss", 1, float("nan"))
-    with pytest.raises(InvalidValue, match="'acc'"):
-        stream.metrics({"acc": float("-inf")})
+        stream.series("loss", 1, "fast")
+    with pytest.raises(InvalidValue, match="64-bit"):
+        stream.series("loss", 2**63, 1.0)
+    with pytest.raises(InvalidValue, match="surrogate"):
+        stream.series("lo\ud800ss", 1, 1.0)
     assert stream.pending == 0
-    stream.close()
+    stream.series("loss", 1, float("nan"))  # NaN and infinity are values
+    stream.metrics({"acc": float("-inf")})
+    assert stream.close().stored == 2
+    assert client.get(f"/runs/{run['id']}/metrics")["metrics"] == {"acc": "-Infinity"}
 
 
 def test_unflushed_events_are_sent_at_exit(server_url: str, tmp_path: Path) -> None:

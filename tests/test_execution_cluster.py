@@ -21,7 +21,7 @@ def cluster() -> Iterator[Any]:
     import ray
     from ray.cluster_utils import Cluster
 
-    from evalhub.execution.executor import _priority
+    from evalhub.execution.connection import _priority
 
     # Ray's node processes start at a raised priority so a busy machine does not time them out
     with _priority(-19):

@@ -247,3 +247,15 @@ def test_token_auth(server_for: Any) -> None:
         connect(srv.url, token="ehk_wrong").families()
     with pytest.raises(Unauthorized):
         connect(srv.url).families()
+
+
+def test_a_secret_in_default_params_is_refused(hub: Any) -> None:
+    from evalhub.errors import InvalidValue
+
+    hub.register_family("api", modality="llm")
+    with pytest.raises(InvalidValue, match="api_key_env"):
+        hub.register_model("gpt", family="api", runtime="openai", default_params={"api_key": "sk-1"})
+    assert (
+        hub.register_model("gpt", family="api", runtime="openai", default_params={"api_key_env": "K"})["name"]
+        == "gpt"
+    )

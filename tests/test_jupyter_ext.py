@@ -178,8 +178,8 @@ def test_conflict_passes_through(fetch: Any, configured: str) -> None:
 
 def test_invalid_body_passes_through_with_field(fetch: Any, configured: str, project: str) -> None:
     run_id = _create_experiment(configured, project, "nan")["runs"][0]["id"]
-    # Non-finite numbers are refused by the server; the proxy must hand back its 422 untouched.
-    bad = '{"stream": "s", "events": [{"seq": 1, "type": "metrics", "values": {"acc": NaN}}]}'
+    # A step outside 64 bits is refused by the server; the proxy must hand back its 422 untouched.
+    bad = '{"stream": "s", "events": [{"seq": 1, "type": "progress", "done": 9223372036854775808}]}'
     response = fetch(
         "evalhub",
         "api",

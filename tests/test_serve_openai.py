@@ -69,12 +69,13 @@ def test_echo_logprobs_score_the_prompt(base_url: str, hf_adapter: Adapter) -> N
     choice = _post(f"{base_url}/completions", body).json()["choices"][0]
     assert choice["text"] == "12+7= 19"
     logprobs = choice["logprobs"]
-    assert logprobs["tokens"] == list("12+7= 19")
-    assert logprobs["text_offset"] == list(range(8))
+    # the tokenizer's <|bos|> comes first, unscored, at offset 0 (as vLLM's server echoes a BOS)
+    assert logprobs["tokens"] == ["<|bos|>", *"12+7= 19"]
+    assert logprobs["text_offset"] == [0, *range(8)]
     assert logprobs["token_logprobs"][0] is None and logprobs["top_logprobs"][0] is None
     assert all(len(top) == 2 for top in logprobs["top_logprobs"][1:])
     ((expected, _),) = hf_adapter.loglikelihood([("12+7=", " 19")])
-    assert sum(logprobs["token_logprobs"][5:]) == pytest.approx(expected, abs=1e-5)
+    assert sum(logprobs["token_logprobs"][6:]) == pytest.approx(expected, abs=1e-5)
 
 
 def test_logprobs_without_echo_cover_the_generated_tokens(base_url: str) -> None:
@@ -84,17 +85,12 @@ def test_logprobs_without_echo_cover_the_generated_tokens(base_url: str) -> None
     assert min(choice["logprobs"]["text_offset"]) == len("3+4= ")
 
 
-def test_chat_completion_of_one_user_message_is_the_plain_completion(
-    base_url: str, hf_adapter: Adapter
-) -> None:
-    body = {
-        "messages": [{"role": "user", "content": "21+5= "}],
-        "max_tokens": 6,
-        "temperature": 0,
-        "stop": ["\n"],
-    }
+def test_chat_completion_renders_the_tokenizers_chat_template(base_url: str, hf_adapter: Adapter) -> None:
+    messages = [{"role": "user", "content": "21+5= "}]
+    body = {"messages": messages, "max_tokens": 6, "temperature": 0, "stop": ["\n"]}
     answer = _post(f"{base_url}/chat/completions", body).json()
-    (expected,) = hf_adapter.generate(["21+5= "], GenerationParams(max_new_tokens=6, until=("\n",)))
+    prompt = hf_adapter.apply_chat_template(messages)
+    (expected,) = hf_adapter.generate([prompt], GenerationParams(max_new_tokens=6, until=("\n",)))
     assert answer["object"] == "chat.completion"
     assert answer["choices"][0]["message"] == {"role": "assistant", "content": expected.text}
 

@@ -17,12 +17,12 @@ FILTERS = ("all", "disagree", "any_wrong", "all_wrong")
 def _stores(db_url: str) -> tuple[Any, Any, Any, int]:
     from evalhub_server.db import Database
     from evalhub_server.migrate import upgrade
-    from evalhub_server.store import RegistryStore, Store
+    from evalhub_server.store import AccessStore, Store
 
     db = Database(db_url)
     upgrade(db.engine)
     store = Store(db, tempfile.mkdtemp())
-    pid = RegistryStore(db).project_id("p", create=True)
+    pid = AccessStore(db).project_id("p", create=True)
     return db, store, store.runs, pid
 
 
@@ -33,8 +33,32 @@ def _experiment(store: Any, pid: int, tasks: list[str]) -> tuple[int, list[int]]
     return int(exp["id"]), [int(r["id"]) for r in exp["runs"]]
 
 
+def _old_runs(db: Any, pid: int, exp_id: int | None, tasks: list[str]) -> list[int]:
+    ids = []
+    with db.engine.begin() as conn:
+        for i, task in enumerate(tasks):
+            ids.append(
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO runs (project_id, experiment_id, name, type, status, task, attempt, "
+                        "progress_done, created_at) VALUES (:p, :e, :n, 'inference', 'queued', :t, 1, 0, 1.0)"
+                    ),
+                    {"p": pid, "e": exp_id, "n": f"r{i}", "t": task},
+                ).lastrowid
+            )
+    return [int(i) for i in ids]
+
+
+def _old_experiment(db: Any, pid: int, tasks: list[str]) -> tuple[int, list[int]]:
+    with db.engine.begin() as conn:
+        exp_id = conn.execute(
+            sa.text("INSERT INTO experiments (project_id, name, created_at) VALUES (:p, 'e', 1.0)"), {"p": pid}
+        ).lastrowid
+    return int(exp_id), _old_runs(db, pid, int(exp_id), tasks)
+
+
 def _ingest(store: Any, pid: int, run_id: int, stream: str, samples: list[dict[str, Any]]) -> None:
-    from evalhub_server.schemas import EventBatch
+    from evalhub.protocol import EventBatch
 
     batch = EventBatch.model_validate(
         {"stream": stream, "events": [{"seq": 1, "type": "samples", "samples": samples}]}
@@ -169,7 +193,7 @@ def test_upgrade_to_0003_backfills_aligned_rows(db_url: str) -> None:
     from alembic import command
     from evalhub_server.db import Database
     from evalhub_server.migrate import alembic_config, upgrade
-    from evalhub_server.store import RegistryStore, Store
+    from evalhub_server.store import AccessStore, Store
 
     db = Database(db_url)
     try:
@@ -177,11 +201,12 @@ def test_upgrade_to_0003_backfills_aligned_rows(db_url: str) -> None:
         with db.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "0002")
-        pid = RegistryStore(db).project_id("old", create=True)
+        pid = AccessStore(db).project_id("old", create=True)
         store = Store(db, tempfile.mkdtemp())
-        exp_id, run_ids = _experiment(store, pid, ["t", "t", "t", "u"])
-        other_exp, other = _experiment(store, pid, ["t"])
-        loose = store.runs.create_run(pid, {"name": "no-experiment", "task": "t"})["id"]
+        # experiments and runs as revision 0002 stored them (today's store writes newer columns)
+        exp_id, run_ids = _old_experiment(db, pid, ["t", "t", "t", "u"])
+        other_exp, other = _old_experiment(db, pid, ["t"])
+        (loose,) = _old_runs(db, pid, None, ["t"])
         rng = random.Random(3)
         rows = []
         for rid in [*run_ids, *other, loose]:

@@ -130,3 +130,20 @@ def test_a_missing_spec_file_is_a_spec_error(tmp_path: Path) -> None:
 def test_line_of_finds_a_list_item() -> None:
     assert line_of(GOOD, ["models", 0, "checkpoints", 1]) == 4
     assert line_of(GOOD, ["tasks", 1]) == 6
+
+
+def test_a_secret_in_params_is_refused_naming_the_variable_to_use() -> None:
+    from evalhub.errors import SpecError
+    from evalhub.spec import load_spec
+
+    text = (
+        "name: s\nmodels:\n  - model: gpt\n    params: {api_key: sk-123, base_url: 'http://x'}\ntasks: [t]\n"
+    )
+    with pytest.raises(SpecError) as refused:
+        load_spec(text)
+    message = str(refused.value)
+    assert "line 4" in message and "api_key_env: API_KEY" in message and "sk-123" not in message
+    assert (
+        load_spec(text.replace("api_key: sk-123", "api_key_env: MY_KEY")).models[0].params["api_key_env"]
+        == "MY_KEY"
+    )

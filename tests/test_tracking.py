@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import uuid
@@ -52,16 +53,19 @@ def test_series_are_downsampled_on_read(hub: Hub) -> None:
     assert df["min"].min() == 0.0 and df["max"].max() == 6.0
 
 
-def test_nan_is_refused_at_once_naming_the_key(hub: Hub) -> None:
+def test_nan_is_a_value_and_what_cannot_be_stored_is_dropped_with_a_warning(hub: Hub) -> None:
     run = hub.init_run("nan", system_metrics=False)
-    with pytest.raises(InvalidValue, match="'loss'"):
-        run.log({"loss": float("nan")}, step=1)
-    with pytest.raises(InvalidValue, match="'lr'"):
-        run.log({"lr": "fast"}, step=1)
-    run.log({"loss": 1.0}, step=1)
+    run.log({"loss": float("nan")}, step=1)
+    run.log({"loss": float("inf")}, step=2)
+    with pytest.warns(UserWarning, match="'lr'"):
+        run.log({"lr": "fast", "loss": 1.0}, step=3)
+    run.log({"lr": "faster"}, step=4)  # the same reason again: counted, not warned again
     run.finish()
-    assert hub.series(run.id, "loss")["value"].to_list() == [1.0]
+    values = hub.series(run.id, "loss")["value"].to_list()
+    assert math.isnan(values[0]) and values[1:] == [math.inf, 1.0]
     assert "lr" not in hub.series_keys(run.id)["key"].to_list()
+    assert run.dropped == 2
+    assert any("dropped key 'lr'" in line["message"] for line in hub.logs(run.id))
 
 
 def test_log_checkpoint_registers_it_with_the_run(hub: Hub, tmp_path: object) -> None:

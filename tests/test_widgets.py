@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
+import uuid
 from typing import Any
 
+import polars as pl
 import pytest
 import traitlets
 from _widgetdata import (
@@ -18,6 +22,7 @@ from _widgetdata import (
 )
 
 import evalhub
+from evalhub.errors import EvalhubError
 from evalhub.widgets import ComparisonTable, Curves, OutputDiff, RegistryBrowser, RunMonitor
 from evalhub.widgets._source import run_labels
 from evalhub.widgets._static import static_dir
@@ -46,6 +51,23 @@ def test_front_end_files_are_plain_es_modules_without_cdn() -> None:
         assert "export default" in text
         assert not re.search(r"""(import|from)\s*\(?\s*["']https?://""", text), name
     assert (folder / "evalhub.css").is_file()
+
+
+def test_a_groups_subtasks_fold_under_its_score_with_lm_evals_aggregation_named(hub: Any) -> None:
+    register_tiny(hub, (100,))
+    exp = create_experiment(hub, steps=(100,), tasks=("mmlu",))
+    run = exp["runs"][0]
+    metrics = {"acc": 0.4, "acc_stderr": 0.05, "mmlu_stem:acc": 0.3, "mmlu_anatomy:acc": 0.5}
+    post_events(hub, run["id"], [{"type": "status", "status": "running"}, {"type": "metrics", "values": metrics},
+                                 {"type": "status", "status": "completed"}])  # fmt: skip
+    # the results.json a worker stores for an lm-eval run (tests/test_engine_lm_eval_builtin.py checks
+    # that the engine's provenance names mmlu's aggregation this way)
+    groups = {"mmlu": {"subtasks": ["mmlu_stem"], "aggregation_text": "acc: mean weighted by subtask size"}}
+    body = {"provenance": {"task": "mmlu", "kind": "group", "groups": groups}, "perf": {}, "lm_eval": {}}
+    hub.client.put_bytes(f"/runs/{run['id']}/artifacts/results.json", json.dumps(body).encode())
+    table = evalhub.compare(exp["id"], hub=hub)
+    assert table.tasks == [{"task": "mmlu", "metrics": ["acc"], "folded": ["mmlu_anatomy:acc", "mmlu_stem:acc"],
+                            "runs": 1, "aggregation": "acc: mean weighted by subtask size"}]  # fmt: skip
 
 
 def test_curves_use_the_offline_vega_bundle(hub: Any) -> None:
@@ -335,6 +357,36 @@ def test_curves_show_the_min_max_band_when_the_server_downsamples(hub: Any) -> N
     assert [layer["mark"]["type"] for layer in chart.spec["layer"]] == ["area", "line"]
 
 
+def test_curves_show_non_finite_values_as_rules_at_their_steps(hub: Any) -> None:
+    run = hub.init_run("diverging", config={}, system_metrics=False)
+    for step in range(1, 21):
+        run.log({"loss": 1.0 / step if step < 15 else (math.nan if step % 2 else math.inf)}, step=step)
+    run.finish()
+    chart = evalhub.curves(run, "loss", hub=hub, live=False)
+    df = chart.to_polars()
+    assert df.height == 20 and df["value"].is_nan().sum() == 3 and (df["value"] == math.inf).sum() == 3
+    assert [layer["mark"]["type"] for layer in chart.spec["layer"]] == ["line", "rule"]
+    assert "NaN" in str(chart.spec) and "Infinity" in str(chart.spec)
+
+
+def test_compare_shows_a_non_finite_metric_without_ranking_it(hub: Any) -> None:
+    register_tiny(hub, STEPS)
+    exp = create_experiment(hub, name="nonfinite", steps=STEPS)
+    ids = [r["id"] for r in exp["runs"]]
+    for run_id, loss in zip(ids, (math.nan, 1.5, 2.0), strict=True):
+        values = {
+            "type": "metrics",
+            "values": {"loss": loss, "acc": 0.5},
+            "higher_is_better": {"loss": False},
+        }
+        post_events(hub, run_id, [values])
+    table = evalhub.compare(exp["id"], hub=hub)
+    rows = {r["run_id"]: r for r in table.rows}
+    assert rows[ids[0]]["metrics"]["loss"] == "NaN" and "loss" not in rows[ids[0]]["best"]
+    assert "loss" in rows[ids[1]]["best"]  # lower is better; NaN is shown, never ranked
+    assert math.isnan(table.to_polars().filter(pl.col("loss").is_nan())["loss"][0])
+
+
 def test_curves_redraw_while_a_training_run_logs(hub: Any) -> None:
     run = hub.init_run("live", config={})
     run.log({"loss": 2.0}, step=1)
@@ -355,6 +407,41 @@ def test_curves_of_an_experiment_plot_a_metric_against_checkpoint_step(hub: Any,
     df = chart.to_polars()
     assert df["step"].to_list() == [float(s) for s in STEPS]
     assert df["value"].to_list() == pytest.approx([1 - len(_wrong(c)) / N for c in range(3)])
+
+
+def test_curves_of_an_experiment_draw_the_training_loss_beside_its_metrics(hub: Any) -> None:
+    """The checkpoints' writer (run.log_checkpoint) is found from the registry; its loss shares the axis."""
+    hub.register_family("tiny-gpt", modality="llm")
+    hub.register_model("tiny-gpt", family="tiny-gpt", runtime="hf")
+    run = hub.init_run("train", model="tiny-gpt", system_metrics=False)
+    for step in range(0, 301, 10):
+        run.log({"loss": 3.0 / (1 + step / 50)}, step=step)
+        if step in STEPS:
+            run.log_checkpoint(f"/data/tiny/step-{step}", step=step)
+    run.finish()
+    exp = create_experiment(hub, steps=STEPS)
+    for config, r in enumerate(exp["runs"]):
+        complete_run(hub, r, config, n=N)
+    chart = evalhub.curves(experiment=exp["id"], key=["exact_match"], hub=hub, training="loss", live=False)
+    df = chart.to_polars()
+    loss = df.filter(pl.col("key") == "loss")
+    assert loss["step"].to_list() == [float(s) for s in range(0, 301, 10)]
+    assert set(loss["run"]) == {"train (training)"} and set(loss["run_id"]) == {run.id}
+    assert df.filter(pl.col("key") == "exact_match")["step"].to_list() == [float(s) for s in STEPS]
+    spec = chart.chart.to_dict()
+    assert [c["title"] for c in spec["vconcat"]] == ["loss", "exact_match"]
+    hub.register_checkpoint("tiny-gpt", "step-999", uri="/data/x", step=999)  # registered by hand: no writer
+    orphan = _one_run_experiment(hub, "step-999")
+    with pytest.raises(EvalhubError, match="no run wrote the checkpoints"):
+        evalhub.curves(experiment=orphan["id"], key="exact_match", hub=hub, training="loss", live=False)
+    with pytest.raises(EvalhubError, match="training= goes with an experiment"):
+        evalhub.curves(run.id, "loss", hub=hub, training="loss", live=False)
+
+
+def _one_run_experiment(hub: Any, checkpoint: str) -> dict[str, Any]:
+    runs = [{"name": "r", "type": "inference", "model": "tiny-gpt", "checkpoint": checkpoint, "runtime": "hf",
+             "task": "arith-add"}]  # fmt: skip
+    return dict(hub.client.post("/api/experiments", {"name": "one", "client_key": uuid.uuid4().hex, "runs": runs}))
 
 
 # -- RegistryBrowser -------------------------------------------------------------------------------
@@ -447,20 +534,51 @@ def test_monitor_says_why_when_the_driver_of_its_runs_stopped(hub: Any, tmp_path
 
 
 @pytest.mark.parametrize(
-    ("metric", "lower"),
+    ("metric", "known", "lower"),
     [
-        ("exact_match", False),
-        ("acc", False),
-        ("latency_p95_ms", True),
-        ("peak_rss_mb", True),
-        ("peak_gpu_mem_mb", True),
-        ("eval_wall_s", True),
-        ("samples_per_s", False),
-        ("tokens_per_s", False),
-        ("word_perplexity", True),
+        ("exact_match", {"exact_match": True}, False),
+        ("acc", {"acc": True}, False),
+        ("word_perplexity", {"word_perplexity": False}, True),  # lm-eval's own direction, from the run
+        ("mmlu_stem:acc", {"mmlu_stem:acc": True}, False),
+        ("latency_p95_ms", None, True),  # evalhub's own figures: metric_names
+        ("peak_rss_mb", None, True),
+        ("peak_gpu_mem_mb", None, True),
+        ("eval_wall_s", None, True),
+        ("samples_per_s", None, False),
+        ("tokens_per_s", None, False),
+        ("my_custom_score", None, False),  # unknown: no direction claimed
     ],
 )
-def test_which_direction_is_better_for_a_metric(metric: str, lower: bool) -> None:
+def test_which_direction_is_better_for_a_metric(metric: str, known: Any, lower: bool) -> None:
     from evalhub.widgets._compare import lower_is_better
 
-    assert lower_is_better(metric) is lower
+    assert lower_is_better(metric, known) is lower
+
+
+def test_compare_with_a_baseline_shows_paired_intervals_and_marks_significance_on_holm(hub: Any) -> None:
+    exp = finished_experiment(hub, n=200, steps=STEPS)
+    table = evalhub.compare(exp["id"], hub=hub, baseline="step-100")
+    rows = {r["label"]: r for r in table.rows}
+    assert rows["step-100"]["is_baseline"] and rows["step-100"]["deltas"] == {}
+    best = rows["step-300"]
+    low, high = best["ci"]["exact_match"]
+    assert low < best["deltas"]["exact_match"] < high
+    frame = hub.experiment(exp["id"]).compare(baseline="step-100")
+    p_holm = frame.filter(frame["checkpoint"] == "step-300")["exact_match_p_holm"][0]
+    assert best["p_holm"]["exact_match"] == pytest.approx(p_holm)
+    assert ("exact_match" in best["significant"]) == (p_holm < 0.05)
+    assert (
+        "latency_p50_ms" in best["deltas"] and "latency_p50_ms" not in best["ci"]
+    )  # untested: no per-sample scores
+    assert "[" in table._text()  # the interval in the text fallback too
+
+
+def test_experiment_curves_draw_each_checkpoints_95_percent_interval(hub: Any) -> None:
+    exp = finished_experiment(hub, n=N, steps=STEPS)
+    chart = evalhub.curves(experiment=exp["id"], key="exact_match", hub=hub, live=False)
+    records = chart._records["exact_match"]
+    from evalhub import stats
+
+    for r in records:
+        assert (r["low"], r["high"]) == pytest.approx(stats.wilson_interval(round(r["value"] * N), N))
+    assert "errorbar" in [layer["mark"]["type"] for layer in chart.spec["layer"]]
