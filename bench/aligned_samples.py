@@ -29,15 +29,16 @@ def main() -> None:
     from evalhub_server import aligned
     from evalhub_server.db import Database
     from evalhub_server.migrate import upgrade
-    from evalhub_server.schemas import EventBatch
-    from evalhub_server.store import RegistryStore, Store
+    from evalhub_server.store import AccessStore, Store
     from test_server_aligned import _reference
+
+    from evalhub.protocol import EventBatch
 
     folder = Path(tempfile.mkdtemp())
     db = Database(args.db or f"sqlite:///{folder / 'b.db'}")
     upgrade(db.engine)
     store = Store(db, folder / "artifacts")
-    pid = RegistryStore(db).project_id("bench", create=True)
+    pid = AccessStore(db).project_id("bench", create=True)
 
     def experiment() -> tuple[int, list[int]]:
         exp, _ = store.runs.create_experiment(

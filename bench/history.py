@@ -1,35 +1,33 @@
-"""Series reads: evalhub's tracking store beside MLflow's ``get_metric_history`` on the same data.
+"""Series reads through each side's public client against its own server, evalhub beside MLflow.
 
-    python bench/history.py                 # SQLite
-    python bench/history.py --mysql         # also MariaDB (root@127.0.0.1:3306, a throw-away database)
+    python bench/history.py                 # SQLite and MariaDB (root@127.0.0.1:3306, throw-away databases)
+    python bench/history.py --no-mysql      # SQLite only
 
-Figures (median of --repeat reads, milliseconds):
-  * full read of a 100,000-point series: evalhub's store (rows -> dicts, and the JSON bytes the API
-    would send) beside MLflow's ``SqlAlchemyStore.get_metric_history`` (same SQLite / MariaDB backend);
-  * 1,000-point downsampled read of a 1,000,000-point series: evalhub's store and over HTTP from a real
-    server, beside MLflow's way to get that curve: ``get_metric_history`` of all 1,000,000 points.
-Data goes in through evalhub's store directly (``write_points``) and through MLflow's store
-``log_batch`` (1,000 metrics per call, its limit). Goals: full read >= 20x MLflow; downsampled < 50 ms.
-Nothing here asserts; it prints.
+Figures (median of --repeat reads, milliseconds), on each backend:
+  * full read of a 100,000-point series: ``hub.series(run_id, key, max_points=None)`` (every raw point,
+    paged from the server, as a polars DataFrame) beside ``MlflowClient.get_metric_history`` (a list of
+    Metric objects) against ``mlflow server`` on the same kind of backend;
+  * 1,000-point downsampled read of a 1,000,000-point series (``hub.series(..., max_points=1000)``);
+    with ``--mlflow-1m``, beside MLflow's way to get that curve: ``get_metric_history`` of all 1M points.
+Data goes in through each side's client: evalhub ``run.log`` (and ``finish``), MLflow ``log_batch`` of
+1,000 metrics per call (its limit). Goals: full read >= 20x MLflow's; downsampled read < 50 ms.
+Needs ``pip install mlflow`` (bench only). Nothing here asserts a time; it prints.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import math
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "server"))
+from _peers import evalhub_server, machine, mariadb_database, mlflow_server
 
 FULL_N = 100_000
 BIG_N = 1_000_000
@@ -46,173 +44,101 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return statistics.median(times), out
 
 
-def values(n: int) -> list[tuple[int, float]]:
-    import math
-
-    return [(s, math.sin(s / 1000.0) + s * 1e-6) for s in range(n)]
+def value(step: int) -> float:
+    return math.sin(step / 1000.0) + step * 1e-6
 
 
 # ---- evalhub ------------------------------------------------------------------------------------
 
 
-def evalhub_side(db_url: str, repeat: int, http: bool) -> dict[str, float]:
-    from evalhub_server.app import dumps
-    from evalhub_server.db import Database
-    from evalhub_server.ingest import write_points
-    from evalhub_server.migrate import upgrade
-    from evalhub_server.store import Store
+def evalhub_side(url: str, repeat: int, big: bool) -> dict[str, float]:
+    import evalhub
 
-    db = Database(db_url)
-    upgrade(db.engine)
-    store = Store(db, Path(tempfile.mkdtemp()))
-    pid = store.registry.project_id("bench", create=True)
-    run_id = store.runs.create_run(pid, {"name": "bench", "type": "training"})["id"]
+    hub = evalhub.connect(url, project="bench")
+    run = hub.init_run("history", system_metrics=False)
     t0 = time.perf_counter()
-    for key, n in (("full", FULL_N), ("big", BIG_N)):
-        pts = values(n)
-        for i in range(0, n, 50_000):
-            chunk = [(key, s, v, 1.0e9 + s) for s, v in pts[i : i + 50_000]]
-            db.write(lambda conn, chunk=chunk: write_points(db, conn, run_id, chunk))
-    insert_s = time.perf_counter() - t0
-    out: dict[str, float] = {"insert_1.1M_s": insert_s}
+    for s in range(FULL_N):
+        run.log({"full": value(s)}, step=s)
+    if big:
+        for s in range(BIG_N):
+            run.log({"big": value(s)}, step=s)
+    run.finish(timeout=None)
+    out = {"insert_s": time.perf_counter() - t0}
 
-    def full() -> dict[str, Any]:
-        with db.read() as conn:
-            return store.reads._series(conn, run_id, "full", FULL_N, None, None)
-
-    out["full_read_ms"], res = timed(full, repeat)
-    assert len(res["points"]) == FULL_N and not res["downsampled"]
-    out["full_read_json_ms"], _ = timed(lambda: dumps(full()), repeat)
-    out["downsampled_ms"], res = timed(lambda: store.reads.series(pid, run_id, "big", 1000), repeat)
-    assert res["downsampled"] and 500 <= len(res["points"]) <= 1000, len(res["points"])
-    if http:
-        out["downsampled_http_ms"] = _http_read(db_url, run_id, repeat)
-    db.dispose()
+    out["full_ms"], frame = timed(lambda: hub.series(run.id, "full", max_points=None), repeat)
+    assert frame.height == FULL_N and frame["step"].to_list() == list(range(FULL_N))
+    assert frame["value"].to_list() == [value(s) for s in range(FULL_N)]
+    if big:
+        out["downsampled_ms"], frame = timed(lambda: hub.series(run.id, "big", max_points=1000), repeat)
+        assert 500 <= frame.height <= 1000, frame.height
+    hub.close()
     return out
-
-
-def _http_read(db_url: str, run_id: int, repeat: int) -> float:
-    import httpx
-
-    folder = Path(tempfile.mkdtemp())
-    ready = folder / "ready.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "evalhub_server", "--db", db_url, "--port", "0", "--ready-file", str(ready),
-         "--artifacts", str(folder / "a")],
-        env={**os.environ, "PYTHONPATH": str(HERE.parent / "server")},
-    )  # fmt: skip
-    try:
-        while not ready.exists():
-            if proc.poll() is not None:
-                raise RuntimeError("server did not start")
-            time.sleep(0.05)
-        url = json.loads(ready.read_text())["url"]
-        with httpx.Client(base_url=url, headers={"X-Evalhub-Project": "bench"}) as c:
-
-            def read() -> Any:
-                r = c.get(f"/api/runs/{run_id}/series", params={"key": "big", "max_points": 1000})
-                r.raise_for_status()
-                return r.json()
-
-            ms, res = timed(read, repeat)
-            assert 500 <= len(res["points"]) <= 1000
-            return ms
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 # ---- MLflow -------------------------------------------------------------------------------------
 
 
-def mlflow_side(db_url: str, repeat: int, big: bool) -> dict[str, float]:
-    import logging
-
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+def mlflow_side(url: str, repeat: int, big: bool) -> dict[str, float]:
     from mlflow.entities import Metric
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.tracking import MlflowClient
 
-    store = SqlAlchemyStore(db_url, tempfile.mkdtemp())
-    exp = store.create_experiment(f"bench-{uuid.uuid4().hex[:6]}")
-    run = store.create_run(exp, "bench", int(time.time() * 1000), [], "bench")
-    rid = run.info.run_id
-    out: dict[str, float] = {}
+    client = MlflowClient(tracking_uri=url)
+    exp = client.create_experiment(f"history-{uuid.uuid4().hex[:8]}")
+    rid = client.create_run(exp).info.run_id
     t0 = time.perf_counter()
-    series = [("full", FULL_N)] + ([("big", BIG_N)] if big else [])
-    for key, n in series:
-        pts = values(n)
+    for key, n in [("full", FULL_N)] + ([("big", BIG_N)] if big else []):
         for i in range(0, n, 1000):
-            metrics = [Metric(key, v, 1_000_000 + s, s) for s, v in pts[i : i + 1000]]
-            store.log_batch(rid, metrics=metrics, params=[], tags=[])
-    out["insert_s"] = time.perf_counter() - t0
-    out["full_read_ms"], res = timed(lambda: store.get_metric_history(rid, "full"), repeat)
-    assert len(res) == FULL_N
+            client.log_batch(
+                rid, metrics=[Metric(key, value(s), 1_000_000 + s, s) for s in range(i, min(n, i + 1000))]
+            )
+    client.set_terminated(rid)
+    out = {"insert_s": time.perf_counter() - t0}
+    out["full_ms"], history = timed(lambda: client.get_metric_history(rid, "full"), repeat)
+    assert len(history) == FULL_N
     if big:
-        out["big_history_ms"], res = timed(lambda: store.get_metric_history(rid, "big"), max(1, repeat // 3))
-        assert len(res) == BIG_N
-    store.engine.dispose()
+        out["big_ms"], history = timed(lambda: client.get_metric_history(rid, "big"), max(1, repeat // 3))
+        assert len(history) == BIG_N
     return out
 
 
 # ---- main ---------------------------------------------------------------------------------------
 
 
-def mysql_db() -> tuple[str, Callable[[], None]]:
-    import pymysql
-
-    name = f"evalhub_bench_{uuid.uuid4().hex[:8]}"
-    conn = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-
-    def drop() -> None:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        conn.close()
-
-    return f"mysql+pymysql://root@127.0.0.1:3306/{name}?charset=utf8mb4", drop
+@contextmanager
+def backends(use_mysql: bool, folder: Path) -> Iterator[list[tuple[str, str, str]]]:
+    """(name, evalhub's database URL, MLflow's) per backend."""
+    out = [("SQLite", f"sqlite:///{folder / 'evalhub.db'}", f"sqlite:///{folder / 'mlflow.db'}")]
+    if not use_mysql:
+        yield out
+        return
+    with mariadb_database() as ours, mariadb_database("mlflow_bench") as theirs:
+        if ours and theirs:
+            out.append(("MariaDB", ours, theirs.replace("?charset=utf8mb4", "")))
+        yield out
 
 
-def report(backend: str, ev: dict[str, float], ml: dict[str, float] | None) -> None:
-    print(f"\n== {backend} ==")
-    print(f"insert: evalhub {ev['insert_1.1M_s']:.1f} s for 1.1M points (store, 50k per transaction)", end="")
-    print(f"; MLflow {ml['insert_s']:.1f} s (log_batch x1000)" if ml else "")
-    row = "{:<52} {:>12} {:>12} {:>9}"
+def report(backend: str, ev: dict[str, float], ml: dict[str, float] | None, big: bool) -> None:
+    print(f"\n== {backend} ({machine()}) ==")
+    print(f"insert (through the clients): evalhub run.log {ev['insert_s']:.1f} s", end="")
+    print(f"; MLflow log_batch(1000) {ml['insert_s']:.1f} s" if ml else "")
+    row = "{:<62} {:>11} {:>11} {:>8}"
     print(row.format("read", "evalhub ms", "MLflow ms", "ratio"))
-    if ml:
-        ratio = ml["full_read_ms"] / ev["full_read_ms"]
-        print(
-            row.format(
-                "full 100k series (rows)",
-                f"{ev['full_read_ms']:.1f}",
-                f"{ml['full_read_ms']:.1f}",
-                f"{ratio:.1f}x",
-            )
-        )
-        ratio = ml["full_read_ms"] / ev["full_read_json_ms"]
-        print(
-            row.format(
-                "full 100k series (+ JSON bytes)", f"{ev['full_read_json_ms']:.1f}", "", f"{ratio:.1f}x"
-            )
-        )
-    else:
-        print(row.format("full 100k series (rows)", f"{ev['full_read_ms']:.1f}", "-", ""))
-    big = ml.get("big_history_ms") if ml else None
     print(
         row.format(
-            "1,000-pt downsample of 1M (store) | MLflow: all 1M",
-            f"{ev['downsampled_ms']:.1f}",
-            f"{big:.1f}" if big else "-",
-            f"{big / ev['downsampled_ms']:.0f}x" if big else "",
+            "full 100k series: hub.series(max_points=None) | get_metric_history",
+            f"{ev['full_ms']:.1f}",
+            f"{ml['full_ms']:.1f}" if ml else "-",
+            f"{ml['full_ms'] / ev['full_ms']:.1f}x" if ml else "",
         )
     )
-    if "downsampled_http_ms" in ev:
+    if big:
+        theirs = ml.get("big_ms") if ml else None
         print(
             row.format(
-                "1,000-pt downsample of 1M (HTTP GET, real server)",
-                f"{ev['downsampled_http_ms']:.1f}",
-                "",
-                "",
+                "1,000-pt downsample of 1M | MLflow: get_metric_history of all 1M",
+                f"{ev['downsampled_ms']:.1f}",
+                f"{theirs:.1f}" if theirs else "-",
+                f"{theirs / ev['downsampled_ms']:.0f}x" if theirs else "",
             )
         )
     print("goals: full read >= 20x MLflow's; downsampled read < 50 ms")
@@ -221,9 +147,11 @@ def report(backend: str, ev: dict[str, float], ml: dict[str, float] | None) -> N
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeat", type=int, default=5)
-    p.add_argument("--mysql", action="store_true", help="also run on MariaDB at root@127.0.0.1:3306")
-    p.add_argument("--no-mlflow-1m", action="store_true", help="skip MLflow's 1M-point insert and read")
-    p.add_argument("--no-http", action="store_true")
+    p.add_argument("--no-mysql", action="store_true", help="SQLite only")
+    p.add_argument("--no-1m", action="store_true", help="skip the 1M-point series (and its downsampled read)")
+    p.add_argument(
+        "--mlflow-1m", action="store_true", help="also log and read 1M points through MLflow (slow)"
+    )
     a = p.parse_args()
     try:
         import mlflow  # noqa: F401
@@ -232,23 +160,20 @@ def main() -> None:
         have_mlflow = False
     else:
         have_mlflow = True
-    backends = ["sqlite"] + (["mysql"] if a.mysql else [])
-    for backend in backends:
-        tmp = Path(tempfile.mkdtemp())
-        drops: list[Callable[[], None]] = []
-        if backend == "sqlite":
-            ev_url, ml_url = f"sqlite:///{tmp / 'evalhub.db'}", f"sqlite:///{tmp / 'mlflow.db'}"
-        else:
-            ev_url, d1 = mysql_db()
-            ml_url, d2 = mysql_db()
-            drops += [d1, d2]
-        try:
-            ev = evalhub_side(ev_url, a.repeat, http=not a.no_http)
-            ml = mlflow_side(ml_url, a.repeat, big=not a.no_mlflow_1m) if have_mlflow else None
-            report(backend, ev, ml)
-        finally:
-            for drop in drops:
-                drop()
+    big = not a.no_1m
+    with (
+        tempfile.TemporaryDirectory(prefix="evalhub-bench-") as tmp,
+        backends(not a.no_mysql, Path(tmp)) as dbs,
+    ):
+        for name, ours, theirs in dbs:
+            folder = Path(tmp) / name
+            with evalhub_server(ours, folder / "evalhub") as url:
+                ev = evalhub_side(url, a.repeat, big)
+            ml = None
+            if have_mlflow:
+                with mlflow_server(theirs, folder / "mlflow") as url:
+                    ml = mlflow_side(url, a.repeat, big and a.mlflow_1m)
+            report(name, ev, ml, big)
 
 
 if __name__ == "__main__":

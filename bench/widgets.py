@@ -144,6 +144,35 @@ def timed(page: Any, action: str, done: str, timeout_ms: int = 120_000) -> float
     return float(page.evaluate(_TIMED, [action, done, timeout_ms]))
 
 
+RUN_SECOND_CELL = (
+    "const nb = window.jupyterapp.shell.currentWidget.content; nb.activeCellIndex = 1;"
+    " window.jupyterapp.commands.execute('notebook:run-cell');"
+)
+"""The action that runs a notebook's second cell (the one timed)."""
+
+
+def open_warm(page: Any, lab: Any, name: str) -> None:
+    """Open notebook ``name`` in JupyterLab and run its first cell (imports, connection), so that the
+    second cell is timed alone."""
+    page.goto(lab.notebook_url(name), timeout=180_000)
+    page.wait_for_function(
+        "() => window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=180_000
+    )
+    kernel_idle(page)
+    page.evaluate(
+        "() => { const nb = window.jupyterapp.shell.currentWidget.content; nb.activeCellIndex = 0; "
+        "return window.jupyterapp.commands.execute('notebook:run-cell'); }"
+    )
+    kernel_idle(page)
+
+
+def ms(values: list[float]) -> str:
+    """Median, p95 and max of timings in milliseconds."""
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return f"median {statistics.median(ordered):.0f} / p95 {p95:.0f} / max {ordered[-1]:.0f} ms"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=100_000)
@@ -185,21 +214,10 @@ def main() -> None:
             )
             lab = Lab(root, env={"EVALHUB_HOME": str(folder / "home")}).start()
             with browser() as page:
-                page.goto(lab.notebook_url("bench.ipynb"), timeout=180_000)
-                page.wait_for_function(
-                    "() => window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=180_000
-                )
-                kernel_idle(page)
-                # warm the kernel (imports, connection) with the first cell; then time the diff cell alone
-                page.evaluate(
-                    "() => { const nb = window.jupyterapp.shell.currentWidget.content; nb.activeCellIndex = 0; "
-                    "return window.jupyterapp.commands.execute('notebook:run-cell'); }"
-                )
-                kernel_idle(page)
+                open_warm(page, lab, "bench.ipynb")
                 first = timed(
                     page,
-                    "const nb = window.jupyterapp.shell.currentWidget.content; nb.activeCellIndex = 1;"
-                    " window.jupyterapp.commands.execute('notebook:run-cell');",
+                    RUN_SECOND_CELL,
                     "return document.querySelectorAll('.evh-diff .evh-sample').length > 0",
                 )
 
@@ -247,11 +265,6 @@ def main() -> None:
                 lab.stop()
             server.terminate()
             server.wait(timeout=30)
-
-    def ms(values: list[float]) -> str:
-        ordered = sorted(values)
-        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-        return f"median {statistics.median(ordered):.0f} / p95 {p95:.0f} / max {ordered[-1]:.0f} ms"
 
     peer = f"{peer_s:.1f} s ({peer_rows:,} aligned samples in pages of 1000)" + (
         "" if peer_done else " - stopped at the budget"

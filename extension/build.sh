@@ -4,11 +4,12 @@
 # share/jupyter/labextensions/evalhub-jupyter. Node is needed here only, never by a user.
 #
 # Usage: extension/build.sh [--no-develop]
-#   By default it then makes the current environment's JupyterLab see the build (what
-#   `jupyter labextension develop --overwrite .` does for a dev install): a symlink
-#   $PREFIX/share/jupyter/labextensions/evalhub-jupyter -> the build output, and the server
-#   extension enabled in $PREFIX/etc/jupyter/jupyter_server_config.d/evalhub_jupyter.json.
-#   --no-develop only builds (before `python -m build` / `pip wheel .`).
+#   By default it then makes the current environment's JupyterLab see the build: a copy of it in
+#   $PREFIX/share/jupyter/labextensions/evalhub-jupyter (what pip installs from the wheel; a copy,
+#   not a symlink, since pip uninstalls what it installed there), and the server extension enabled
+#   in $PREFIX/etc/jupyter/jupyter_server_config.d/evalhub_jupyter.json.
+#   --no-develop only builds. A wheel or sdist build (`pip wheel .`, `python -m build`) runs the
+#   same steps by itself through pyproject's hatch-jupyter-builder hook when the build is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 here=$(pwd)
@@ -29,9 +30,10 @@ jlpm build:lib
 echo "==> jupyter-builder build"
 rm -rf evalhub_jupyter/labextension
 jlpm build:labextension
+# (build:labextension also copies install.json in: it tells `jupyter labextension list` and the
+# extension manager that pip installs the sidebar, as evalhub)
 test -f evalhub_jupyter/labextension/package.json
-# Tells `jupyter labextension list` (and the extension manager) that pip installs it, as evalhub.
-cp install.json evalhub_jupyter/labextension/install.json
+test -f evalhub_jupyter/labextension/install.json
 echo "==> built evalhub_jupyter/labextension in $(( $(date +%s) - start ))s"
 
 if [ "${1:-}" = "--no-develop" ]; then
@@ -47,11 +49,12 @@ fi
 prefix=$(python -c 'import sys; print(sys.prefix)')
 labext="$prefix/share/jupyter/labextensions/evalhub-jupyter"
 mkdir -p "$(dirname "$labext")"
-if [ -e "$labext" ] || [ -L "$labext" ]; then
-  rm -rf "$labext"
+if [ -L "$labext" ]; then
+  rm -f "$labext"  # the symlink of an older build.sh
 fi
-ln -s "$here/evalhub_jupyter/labextension" "$labext"
-echo "==> linked $labext"
+rm -rf "$labext"
+cp -r "$here/evalhub_jupyter/labextension" "$labext"
+echo "==> copied the build to $labext"
 
 confd="$prefix/etc/jupyter/jupyter_server_config.d"
 mkdir -p "$confd"

@@ -36,6 +36,21 @@ export interface Run {
   started_at: string | null;
 }
 
+/** An annotation queue with its progress (who labelled how many of its items). */
+export interface AnnotationQueue {
+  id: number;
+  name: string;
+  experiment_id: number;
+  task: string;
+  schema: { kind: string; question?: string };
+  progress: {
+    total: number;
+    labelled: number;
+    labels: number;
+    people: { person: string; labelled: number; total: number }[];
+  };
+}
+
 export interface Page<T> {
   items: T[];
   total: number;
@@ -141,6 +156,11 @@ export class EvalhubAPI {
   /** Runs whose status is `running`. */
   activeRuns(limit: number): Promise<Page<Run>> {
     return this.request<Page<Run>>(`evalhub/api/runs?status=running&limit=${limit}`);
+  }
+
+  /** Annotation queues, oldest first, with their progress. */
+  queues(limit: number): Promise<Page<AnnotationQueue>> {
+    return this.request<Page<AnnotationQueue>>(`evalhub/api/annotation-queues?limit=${limit}`);
   }
 
   experiment(id: number): Promise<Experiment> {

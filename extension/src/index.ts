@@ -3,7 +3,8 @@
  *
  * Lists experiments and running runs from the tracking server (through the evalhub_jupyter
  * server extension), links the Ray dashboard, and turns a click on an experiment into a
- * `%evalhub compare <id>` cell in the active notebook.
+ * `%evalhub compare <id>` cell in the active notebook, a click on an annotation queue into an
+ * `evalhub.annotate(<id>)` cell (the keyboard-first labelling widget).
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
@@ -11,7 +12,7 @@ import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/no
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon } from '@jupyterlab/ui-components';
 
-import { EvalhubAPI, Experiment } from './api';
+import { AnnotationQueue, EvalhubAPI, Experiment } from './api';
 import { ComparePanel } from './compare';
 import { EvalhubSidebar } from './panel';
 
@@ -19,6 +20,7 @@ const PLUGIN_ID = 'evalhub-jupyter:plugin';
 
 namespace CommandIDs {
   export const compare = 'evalhub:compare';
+  export const annotate = 'evalhub:annotate';
   export const show = 'evalhub:show-sidebar';
   export const refresh = 'evalhub:refresh';
 }
@@ -44,7 +46,16 @@ export function compareSource(id: number): string {
   return `%evalhub compare ${id}`;
 }
 
+/** The cell the sidebar writes for an annotation queue. */
+export function annotateSource(id: number): string {
+  return `import evalhub\nevalhub.annotate(${id})`;
+}
+
 async function insertCompareCell(panel: NotebookPanel, id: number, loadMagics: boolean): Promise<void> {
+  await insertCell(panel, compareSource(id), loadMagics);
+}
+
+async function insertCell(panel: NotebookPanel, source: string, loadMagics: boolean): Promise<void> {
   // A click right after opening a notebook must wait for its kernel, or the cell would be
   // inserted but never run.
   await Promise.all([panel.context.ready, panel.sessionContext.ready]);
@@ -57,7 +68,7 @@ async function insertCompareCell(panel: NotebookPanel, id: number, loadMagics: b
   if (!cell) {
     return;
   }
-  cell.model.sharedModel.setSource(compareSource(id));
+  cell.model.sharedModel.setSource(source);
   const kernel = panel.sessionContext.session?.kernel;
   if (loadMagics && kernel) {
     // Queued before the cell's own request on the same shell channel, so it runs first.
@@ -84,7 +95,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const sidebar = new EvalhubSidebar({
       api,
       onOpenExperiment: (experiment: Experiment) =>
-        void app.commands.execute(CommandIDs.compare, { id: experiment.id })
+        void app.commands.execute(CommandIDs.compare, { id: experiment.id }),
+      onOpenQueue: (queue: AnnotationQueue) => void app.commands.execute(CommandIDs.annotate, { id: queue.id })
     });
     sidebar.title.icon = evalhubIcon;
     app.shell.add(sidebar, 'left', { rank: 600 });
@@ -120,6 +132,28 @@ const plugin: JupyterFrontEndPlugin<void> = {
         app.shell.activateById(widget.id);
         await view.refresh();
         widget.title.label = view.title.label;
+      }
+    });
+    app.commands.addCommand(CommandIDs.annotate, {
+      label: args => (args.id !== undefined ? `EvalHub: label queue ${args.id}` : 'EvalHub: label a queue'),
+      describedBy: {
+        args: {
+          type: 'object',
+          properties: { id: { type: 'number', description: 'Annotation queue id' } },
+          required: ['id']
+        }
+      },
+      execute: async args => {
+        const id = Number(args.id);
+        if (!Number.isInteger(id)) {
+          throw new Error(`evalhub:annotate needs an integer queue id, got ${String(args.id)}`);
+        }
+        const panel = notebooks?.currentWidget;
+        if (!panel) {
+          throw new Error('open a notebook first: the queue is labelled in a notebook widget');
+        }
+        app.shell.activateById(panel.id);
+        await insertCell(panel, annotateSource(id), false);
       }
     });
     app.commands.addCommand(CommandIDs.show, {

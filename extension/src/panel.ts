@@ -1,17 +1,20 @@
 /**
  * The EvalHub sidebar: connection status, the Ray dashboard link, running runs with live
- * progress, and experiments (newest first) with status counts and progress bars.
+ * progress, experiments (newest first) with status counts and progress bars, and annotation
+ * queues with how far each person got (a click opens the labelling widget).
  */
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { EvalhubAPI, EvalhubConfig, Experiment, Health, Page, Progress, Run } from './api';
+import { AnnotationQueue, EvalhubAPI, EvalhubConfig, Experiment, Health, Page, Progress, Run } from './api';
 import { countsText, fraction, progressText, runLabel } from './format';
 
 export interface ISidebarOptions {
   api: EvalhubAPI;
   /** Called when the user picks an experiment. */
   onOpenExperiment: (experiment: Experiment) => void;
+  /** Called when the user picks an annotation queue. */
+  onOpenQueue?: (queue: AnnotationQueue) => void;
   /** Seconds between refreshes while the sidebar is visible. */
   refreshInterval?: number;
   maxExperiments?: number;
@@ -55,6 +58,7 @@ export class EvalhubSidebar extends Widget {
     super();
     this._api = options.api;
     this._onOpen = options.onOpenExperiment;
+    this._onOpenQueue = options.onOpenQueue ?? (() => undefined);
     this._interval = options.refreshInterval ?? 2;
     this._maxExperiments = options.maxExperiments ?? 50;
     this.id = 'evalhub-sidebar';
@@ -100,6 +104,14 @@ export class EvalhubSidebar extends Widget {
     this._experiments = el('ul', 'jp-EvalhubSidebar-list');
     experiments.appendChild(this._experiments);
     this.node.appendChild(experiments);
+
+    const queues = el('section', 'jp-EvalhubSidebar-section');
+    queues.dataset.section = 'queues';
+    this._queuesTitle = el('h3', 'jp-EvalhubSidebar-sectionTitle', 'Annotation queues');
+    queues.appendChild(this._queuesTitle);
+    this._queues = el('ul', 'jp-EvalhubSidebar-list');
+    queues.appendChild(this._queues);
+    this.node.appendChild(queues);
   }
 
   /** Seconds between refreshes; takes effect at the next tick. */
@@ -182,11 +194,13 @@ export class EvalhubSidebar extends Widget {
     let health: Health;
     let experiments: Page<Experiment>;
     let runs: Page<Run>;
+    let queues: Page<AnnotationQueue> | null;
     try {
-      [health, experiments, runs] = await Promise.all([
+      [health, experiments, runs, queues] = await Promise.all([
         this._api.health(),
         this._api.experiments(this._maxExperiments),
-        this._api.activeRuns(100)
+        this._api.activeRuns(100),
+        this._api.queues(100).catch(() => null) // a server older than the queues has none
       ]);
     } catch (error) {
       this._showProblem(error instanceof Error ? error.message : String(error));
@@ -199,6 +213,7 @@ export class EvalhubSidebar extends Widget {
     this._status.title = `${config.server_url}${config.project ? ` · project ${config.project}` : ''}`;
     this._drawRuns(runs);
     this._drawExperiments(experiments);
+    this._drawQueues(queues);
   }
 
   private _showProblem(message: string): void {
@@ -281,7 +296,51 @@ export class EvalhubSidebar extends Widget {
     }
   }
 
+  private _drawQueues(page: Page<AnnotationQueue> | null): void {
+    this._queues.replaceChildren();
+    const items = page?.items ?? [];
+    this._queuesTitle.textContent = page ? `Annotation queues (${page.total})` : 'Annotation queues';
+    if (!items.length) {
+      this._queues.appendChild(
+        el('li', 'jp-EvalhubSidebar-empty', page ? 'No queue yet: hub.annotation_queue(exp, name, schema).' : '—')
+      );
+      return;
+    }
+    for (const queue of items) {
+      const p = queue.progress;
+      const li = el('li', 'jp-EvalhubSidebar-queue');
+      li.dataset.queueId = String(queue.id);
+      li.dataset.labelled = String(p.labelled);
+      li.tabIndex = 0;
+      li.setAttribute('role', 'button');
+      li.title = `Insert evalhub.annotate(${queue.id}) below the active cell and run it`;
+      const top = el('div', 'jp-EvalhubSidebar-row');
+      top.appendChild(el('span', 'jp-EvalhubSidebar-name', queue.name));
+      top.appendChild(el('span', 'jp-EvalhubSidebar-badge', queue.schema.kind));
+      li.appendChild(top);
+      li.appendChild(
+        el('div', 'jp-EvalhubSidebar-counts', `#${queue.id} · experiment ${queue.experiment_id} · ${queue.task}`)
+      );
+      li.appendChild(progressBar({ done: p.labelled, total: p.total } as Progress));
+      const people = p.people.map(x => `${x.person} ${x.labelled}`).join(' · ');
+      li.appendChild(
+        el('div', 'jp-EvalhubSidebar-progressText', `${p.labelled}/${p.total} labelled${people ? ` · ${people}` : ''}`)
+      );
+      li.addEventListener('click', () => this._onOpenQueue(queue));
+      li.addEventListener('keydown', event => {
+        if (event.key === 'Enter' || event.key === ' ') {
+          event.preventDefault();
+          this._onOpenQueue(queue);
+        }
+      });
+      this._queues.appendChild(li);
+    }
+  }
+
   private readonly _api: EvalhubAPI;
+  private readonly _onOpenQueue: (queue: AnnotationQueue) => void;
+  private readonly _queuesTitle: HTMLHeadingElement;
+  private readonly _queues: HTMLUListElement;
   private readonly _onOpen: (experiment: Experiment) => void;
   private _interval: number;
   private _maxExperiments: number;
