@@ -258,7 +258,9 @@ def _measure(
         col = columns[rid]
         data: dict[str, Any] = {"sample_key": col["keys"]}
         for metric in metrics:
-            data[f"{rid}:{metric}"] = [_number(v) for v in col.get(f"score:{metric}") or []]
+            data[f"{rid}:{metric}"] = [
+                v if type(v) is float else _number(v) for v in col.get(f"score:{metric}") or []
+            ]
         schema = {"sample_key": pl.String, **{f"{rid}:{m}": pl.Float64 for m in metrics}}
         frame = frame.join(pl.DataFrame(data, schema=schema), on="sample_key", how="left")
     matrices: dict[str, NDArray[np.float64]] = {}
@@ -266,9 +268,13 @@ def _measure(
         matrix = frame.select([f"{rid}:{metric}" for rid in run_ids]).to_numpy().T.astype(np.float64)
         if not np.all(np.isnan(matrix)):
             matrices[metric] = matrix
-    names = np.array([slice_of[k] for k in keys], dtype=object)
-    slice_names = sorted(set(names.tolist()), key=_natural)
-    members = {s: np.flatnonzero(names == s) for s in slice_names}
+    names = [str(slice_of[k]) for k in keys]  # the keys kept are those with a slice
+    slice_names = sorted(set(names), key=_natural)
+    position = {name: i for i, name in enumerate(slice_names)}
+    codes = np.fromiter((position[name] for name in names), dtype=np.int64, count=len(names))
+    by_slice = np.argsort(codes, kind="stable")  # each slice's items in their order
+    bounds = np.searchsorted(codes[by_slice], np.arange(len(slice_names) + 1))
+    members = {name: by_slice[bounds[i] : bounds[i + 1]] for i, name in enumerate(slice_names)}
     base_row = run_ids.index(base_id) if base_id is not None else None
     rows: list[dict[str, Any]] = []
     draws = resamples or stats.SLICE_RESAMPLES
@@ -278,10 +284,10 @@ def _measure(
         tested: list[dict[str, Any]] = []
         for name in slice_names:
             part = matrix[:, members[name]]
-            estimates = _estimates(part, binary, confidence, draws, seed, stats)
+            estimates, drawn = _estimates(part, binary, confidence, draws, seed, stats, base_row)
             paired: dict[int, Any] = {}
             if base_row is not None:
-                paired = _paired(part, base_row, binary, confidence, draws, seed, stats)
+                paired = _paired(part, base_row, binary, confidence, draws, seed, stats, drawn)
             for row, rid in enumerate(run_ids):
                 e = estimates[row]
                 entry = {"task": task, "by": by, "slice": name, "run_id": rid, "label": labels.get(rid, str(rid)),
@@ -326,10 +332,13 @@ def _natural(name: str) -> tuple[Any, ...]:
 
 
 def _estimates(part: NDArray[np.float64], binary: bool, confidence: float, resamples: int, seed: int,
-               stats: Any) -> list[Any]:  # fmt: skip
-    """:func:`evalhub.stats.mean_interval` of each run's values of one slice. When no run misses an
-    item, the bootstrap's resampled items are drawn once for all runs (the same draw each run's own
-    call would make from ``seed``), so the answers are exactly those of ``mean_interval``."""
+               stats: Any, base_row: int | None = None) -> tuple[list[Any], dict[int, Any] | None]:  # fmt: skip
+    """:func:`evalhub.stats.mean_interval` of each run's values of one slice and, with a ``base_row``,
+    each other run's resampled mean differences to it (``{row: means}``). When no run misses an item,
+    the bootstrap's resampled items are drawn once (the same draw each run's own call would make from
+    ``seed``) for the baseline and the differences: the paired answers are exactly ``paired_compare``'s;
+    a candidate's resampled means are the baseline's plus its differences, so its interval equals
+    ``mean_interval``'s up to floating-point rounding."""
     import numpy as np
 
     from evalhub.stats._bootstrap import percentile_interval, resampled_means
@@ -337,30 +346,50 @@ def _estimates(part: NDArray[np.float64], binary: bool, confidence: float, resam
     complete = not np.any(np.isnan(part))
     if binary or not complete or part.shape[1] < 2:
         return [stats.mean_interval(row, binary=binary, confidence=confidence, resamples=resamples, seed=seed)
-                for row in part]  # fmt: skip
-    means = resampled_means(part, resamples, seed)
+                for row in part], None  # fmt: skip
+    others = [row for row in range(part.shape[0]) if base_row is not None and row != base_row]
+    if base_row is None or not others:
+        means = resampled_means(part, resamples, seed)
+        differences: dict[int, Any] = {}
+    else:  # the baseline and the differences drawn; a candidate's means follow from them
+        drawn = resampled_means(np.vstack([part[base_row : base_row + 1], part[others] - part[base_row]]),
+                                resamples, seed)  # fmt: skip
+        differences = {row: drawn[1 + i] for i, row in enumerate(others)}
+        means = np.empty((part.shape[0], resamples), dtype=np.float64)
+        means[base_row] = drawn[0]
+        for row, diff in differences.items():
+            means[row] = drawn[0] + diff
     out = []
-    for row, drawn in zip(part, means, strict=True):
+    for row, resampled in zip(part, means, strict=True):
         if np.all(row == row[0]):
             out.append(
                 stats.mean_interval(row, binary=False, confidence=confidence, resamples=resamples, seed=seed)
             )
             continue
-        low, high = percentile_interval(drawn, confidence)
+        low, high = percentile_interval(resampled, confidence)
         out.append(
             stats.Estimate(
                 float(row.mean()), low, high, int(row.size), "bootstrap", confidence, resamples, seed
             )
         )
-    return out
+    return out, differences if others else None
 
 
 def _paired(part: NDArray[np.float64], base_row: int, binary: bool, confidence: float, resamples: int,
-            seed: int, stats: Any) -> dict[int, Any]:  # fmt: skip
-    """:func:`evalhub.stats.paired_compare_many` of every other run against the baseline's row."""
+            seed: int, stats: Any, drawn: dict[int, Any] | None = None) -> dict[int, Any]:  # fmt: skip
+    """:func:`evalhub.stats.paired_compare_many` of every other run against the baseline's row; from
+    the resampled differences :func:`_estimates` drew (``drawn``) where it did, with the same answer."""
     candidates = {str(row): part[row] for row in range(part.shape[0]) if row != base_row}
     if not candidates:
         return {}
+    if drawn is not None:
+        from evalhub.stats._paired import paired_bootstrap_drawn
+
+        return {
+            row: paired_bootstrap_drawn(part[base_row], part[row], means, confidence=confidence,
+                                        resamples=resamples, seed=seed)
+            for row, means in drawn.items()
+        }  # fmt: skip
     results = stats.paired_compare_many(
         part[base_row], candidates, binary=binary, confidence=confidence, resamples=resamples, seed=seed
     )

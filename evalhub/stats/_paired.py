@@ -200,6 +200,21 @@ def _bootstrap(
     )  # fmt: skip
 
 
+def paired_bootstrap_drawn(
+    base: NDArray[np.float64],
+    cand: NDArray[np.float64],
+    means: NDArray[np.float64],
+    *,
+    confidence: float,
+    resamples: int,
+    seed: int,
+) -> PairedComparison:
+    """The paired bootstrap of complete, aligned, continuous values whose resampled mean differences
+    ``means`` the caller drew (:func:`resampled_means` of ``cand - base`` with ``seed``, perhaps in one
+    call with other rows: the draw is the same). Exactly ``paired_compare(base, cand, binary=False, …)``."""
+    return _bootstrap(base, cand, means, confidence, resamples, seed, 0)
+
+
 def paired_compare(
     baseline: Values,
     candidate: Values,

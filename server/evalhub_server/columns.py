@@ -24,6 +24,7 @@ from . import tables as t
 from .db import Database
 from .errors import Invalid, NotFound
 from .numbers import wire_or_none
+from .rows import driver_rows
 
 MAX_FIELDS = 64
 MAX_PAGE = 100_000
@@ -76,14 +77,17 @@ class ColumnReader:
         exprs = [self._expression(f) for f in fields]
         select = ", ".join(["sample_key", *(e for e, _ in exprs)])
         where = "run_id = :run" + (" AND sample_key > :after" if after else "")
-        stmt = sa.text(f"SELECT {select} FROM samples WHERE {where} ORDER BY sample_key LIMIT :n")
+        params: dict[str, Any] = {"run": run_id, "n": limit + 1, **({"after": after} if after else {})}
+        stmt = sa.text(f"SELECT {select} FROM samples WHERE {where} ORDER BY sample_key LIMIT :n").bindparams(
+            **params
+        )
         with self.db.read() as conn:
             found = conn.execute(
                 sa.select(t.runs.c.id).where(t.runs.c.id == run_id, t.runs.c.project_id == pid)
             ).first()
             if found is None:
                 raise NotFound(f"run {run_id} not found in this project")
-            rows = conn.execute(stmt, {"run": run_id, "after": after, "n": limit + 1}).all()
+            rows = driver_rows(conn, stmt)  # plain tuples: up to 100,000 rows of keys and numbers
         more = len(rows) > limit
         rows = rows[:limit]
         columns: dict[str, list[Any]] = {}

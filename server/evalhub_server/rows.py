@@ -39,7 +39,7 @@ def count(conn: sa.Connection, query: sa.Select[Any]) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(sub)).scalar_one())
 
 
-def driver_rows(conn: sa.Connection, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
+def driver_rows(conn: sa.Connection, query: sa.Select[Any] | sa.TextClause) -> list[tuple[Any, ...]]:
     """The rows of a select as the database driver gives them, plain tuples without SQLAlchemy's
     result processing: for reads of many thousands of rows of plain numbers (a full series), where
     building a Row per row costs as much as the query. Only for columns the driver returns as they
