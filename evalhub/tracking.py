@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
     import polars as pl
 
+    from evalhub.checkpoint_evals import CheckpointEvaluations
+    from evalhub.experiment import Experiment
     from evalhub.sysmetrics import Sampler
 
 
@@ -93,6 +95,7 @@ class Run:
         self._finished = False
         self.dropped = 0  # values run.log could not store (counted, warned once per reason, logged)
         self._drop_reasons: set[str] = set()
+        self._evaluations: dict[str, CheckpointEvaluations] = {}  # one per evaluate= spec
         self._stream.status("running", worker={"node": socket.gethostname(), "pid": os.getpid(), "gpu": None})
         self._sampler: Sampler | None = None
         if system_metrics:
@@ -188,12 +191,32 @@ class Run:
         epoch: int | None = None,
         dataset_version: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        evaluate: Any = None,
+        executor: Any = None,
     ) -> dict[str, Any]:
         """Register a checkpoint written by this run (metadata only: the weights stay at ``uri``).
 
         ``model`` is the registered model it belongs to (default: the run's model); ``name``
         defaults to ``step-<step>``, or the folder name when there is no step.
+
+        ``evaluate`` (a task or benchmark name, or a spec without ``models``: a dict, YAML text or a
+        file) evaluates the checkpoint now, in the background, appending its runs to one growing
+        experiment per run and spec (:attr:`evaluations`), so the eval curve grows beside the loss while
+        training goes on; ``executor`` is the :class:`~evalhub.execution.RayExecutor` it runs on (the
+        local Ray by default). See :mod:`evalhub.checkpoint_evals`.
+
+        >>> run.log_checkpoint(out / "step-100", step=100, evaluate={"tasks": ["arith-add"], "config": {"limit": 50}})
         """
+        evaluations = None
+        if evaluate is not None:  # a bad spec is refused before the checkpoint is registered
+            from evalhub.checkpoint_evals import CheckpointEvaluations, spec_fragment
+
+            fragment = spec_fragment(self.client, evaluate)
+            key = repr(sorted(fragment.items()))
+            evaluations = self._evaluations.get(key)
+            if evaluations is None:
+                evaluations = CheckpointEvaluations(self.client, self.id, self.name, fragment, executor)
+                self._evaluations[key] = evaluations
         model = model or self.model
         if not model:
             raise InvalidValue(
@@ -217,7 +240,19 @@ class Run:
             run_id=self.id,
         )
         self._stream.log(f"checkpoint {model}/{name} at step {step}: {text}")
+        if evaluations is not None:
+            evaluations.add(model, name)
         return checkpoint
+
+    @property
+    def evaluations(self) -> Experiment | None:
+        """The experiment of the checkpoints logged with ``evaluate=`` (the latest spec's, where a run
+        logged with several); ``None`` before the first. ``run.evaluations.wait()`` blocks until the
+        checkpoints logged so far are evaluated."""
+        for evaluations in reversed(list(self._evaluations.values())):
+            if evaluations.experiment is not None:
+                return evaluations.experiment
+        return None
 
     def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> dict[str, Any]:
         """Upload a file (a config, a log, a results JSON) to the run's artifact store."""

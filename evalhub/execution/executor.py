@@ -66,6 +66,7 @@ class RayExecutor:
         self.cancel_grace_s = cancel_grace_s
         self._actor_class: Any = None
         self._held = 0
+        self._executing = 0  # execute() calls under way
         self._lock = threading.Lock()
 
     @property
@@ -81,7 +82,7 @@ class RayExecutor:
 
     def start(self) -> None:
         """Start or join Ray now (raises a clear error if it cannot); held until :meth:`shutdown` or the
-        end of an :meth:`execute` that started it."""
+        end of the last :meth:`execute` under way (several may run at once, one per thread)."""
         with self._lock:
             if self._held == 0:
                 ray_connection().acquire(self.options)
@@ -125,7 +126,11 @@ class RayExecutor:
         reported lost (the server re-queues or fails them). ``runtime_env`` (a spec's
         ``config.runtime_env``) is each worker's Ray runtime_env.
         """
-        self.start()
+        with self._lock:  # several experiments may share this executor: Ray is held while any runs
+            if self._held == 0:
+                ray_connection().acquire(self.options)
+                self._held = 1
+            self._executing += 1
         try:
             client = client_of(hub)
             env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
@@ -146,7 +151,11 @@ class RayExecutor:
                             poll_interval=self.poll_interval, cancel_grace_s=self.cancel_grace_s, stop=stop)  # fmt: skip
             return driver.run()
         finally:
-            self._release()
+            with self._lock:  # the last execute() out lets go (a start() before it is handed over)
+                self._executing -= 1
+                if self._executing == 0 and self._held:
+                    self._held = 0
+                    ray_connection().release()
 
 
 class ClusterExecutor:

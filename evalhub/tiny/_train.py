@@ -119,6 +119,7 @@ def build(
     seed: int = 0,
     config: TinyConfig | None = None,
     run: Run | None = None,
+    evaluate: Any = None,
 ) -> TinyBuild:
     """Train the tiny model and save HF-format checkpoints ``out_dir/step-<n>``.
 
@@ -126,6 +127,8 @@ def build(
     ``tiny-gpt``, model ``tiny-gpt`` (runtime ``hf``) and one checkpoint ``step-<n>`` per save.
     Deterministic in ``seed`` (for a given number of threads). Pass ``run`` (from ``hub.init_run``) to log
     into a run you already show, e.g. with ``evalhub.curves(run.id, "loss")`` before training starts.
+    ``evaluate`` (a task name or a spec without models) evaluates each checkpoint as it is saved, into
+    the run's growing experiment ``run.evaluations`` (see :meth:`evalhub.tracking.Run.log_checkpoint`).
 
     >>> result = build("/tmp/tiny", steps=300)     # result.checkpoints[300] is a folder
     """
@@ -209,7 +212,7 @@ def build(
                 tokenizer.save_pretrained(path)
                 result.checkpoints[step] = path
                 if run is not None:
-                    _log_checkpoint(run, path, step)
+                    _log_checkpoint(run, path, step, evaluate)
         result.train_seconds = time.perf_counter() - start
         ok = True
     finally:
@@ -223,10 +226,10 @@ def build(
     return result
 
 
-def _log_checkpoint(run: Any, path: Path, step: int) -> None:
+def _log_checkpoint(run: Any, path: Path, step: int, evaluate: Any = None) -> None:
     from evalhub.errors import Conflict
 
     try:
-        run.log_checkpoint(str(path), step=step, model=MODEL, name=f"step-{step}")
+        run.log_checkpoint(str(path), step=step, model=MODEL, name=f"step-{step}", evaluate=evaluate)
     except Conflict:
         log.warning("checkpoint step-%d of %s is already registered; kept the existing entry", step, MODEL)
