@@ -26,6 +26,7 @@ _LAZY = {
     "Experiment": "evalhub.experiment",
     "compare": "evalhub.widgets",
     "diff": "evalhub.widgets",
+    "page": "evalhub.widgets",
     "curves": "evalhub.widgets",
     "monitor": "evalhub.widgets",
     "registry": "evalhub.widgets",
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from evalhub.experiment import Experiment
     from evalhub.hub import Hub, connect
     from evalhub.tracking import Run
-    from evalhub.widgets import annotate, compare, curves, diff, images, monitor, registry
+    from evalhub.widgets import annotate, compare, curves, diff, images, monitor, page, registry
 
 
 def __getattr__(name: str) -> Any:
@@ -69,5 +70,6 @@ __all__ = [
     "images",
     "load_ipython_extension",
     "monitor",
+    "page",
     "registry",
 ]

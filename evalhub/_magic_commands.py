@@ -79,6 +79,12 @@ def compare(hub: Hub, args: argparse.Namespace) -> Any:
     return table(args.experiment, hub=hub, baseline=args.baseline)
 
 
+def page(hub: Hub, args: argparse.Namespace) -> Any:
+    from evalhub.widgets import page as experiment_page
+
+    return experiment_page(args.experiment, hub=hub, baseline=args.baseline, by=args.by, metric=args.metric)
+
+
 def diff(hub: Hub, args: argparse.Namespace) -> Any:
     from evalhub.widgets import diff as output_diff
 
@@ -160,6 +166,7 @@ COMMANDS: dict[str, Callable[[Hub, argparse.Namespace], Any]] = {
     "runs": runs,
     "show": show,
     "compare": compare,
+    "page": page,
     "diff": diff,
     "curves": curves,
     "cancel": cancel,

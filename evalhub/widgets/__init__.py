@@ -1,5 +1,5 @@
 """The notebook widgets (anywidget): a live run monitor, a comparison table, an output diff,
-curves, a registry browser, a text-to-image grid and an annotator. Each reads through a Hub from the tracking server and carries
+curves, a registry browser, a text-to-image grid, an annotator and an experiment page gathering them. Each reads through a Hub from the tracking server and carries
 text/plain and text/html fallbacks for nbconvert, nbval and terminal IPython.
 
 >>> evalhub.monitor(exp); evalhub.compare(exp); evalhub.diff(exp, task="arith-add")
@@ -26,6 +26,8 @@ _LAZY = {
     "images": "_images",
     "Annotator": "_annotate",
     "annotate": "_annotate",
+    "ExperimentPage": "_page",
+    "page": "_page",
 }
 
 if TYPE_CHECKING:
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from evalhub.widgets._diff import OutputDiff, diff
     from evalhub.widgets._images import ImageGrid, images
     from evalhub.widgets._monitor import RunMonitor, monitor
+    from evalhub.widgets._page import ExperimentPage, page
     from evalhub.widgets._registry import RegistryBrowser, registry
 
 
@@ -52,6 +55,7 @@ __all__ = [
     "Annotator",
     "ComparisonTable",
     "Curves",
+    "ExperimentPage",
     "ImageGrid",
     "OutputDiff",
     "RegistryBrowser",
@@ -62,5 +66,6 @@ __all__ = [
     "diff",
     "images",
     "monitor",
+    "page",
     "registry",
 ]
