@@ -153,3 +153,22 @@ def finished_experiment(
         config = list(steps).index(run["step"]) if run.get("step") in steps else 0
         complete_run(hub, run, config, n=n)
     return exp
+
+
+def trained_experiment(
+    hub: Any, steps: Sequence[int] = (100, 200, 300), n: int = 30
+) -> tuple[dict[str, Any], Any]:
+    """Checkpoints at ``steps`` written by one training run (its loss logged every 10 steps from 0 to
+    the last checkpoint), each evaluated on ``n`` samples; (the experiment, the training run)."""
+    hub.register_family("tiny-gpt", modality="llm")
+    hub.register_model("tiny-gpt", family="tiny-gpt", runtime="hf")
+    run = hub.init_run("train", model="tiny-gpt", system_metrics=False)
+    for step in range(0, max(steps) + 1, 10):
+        run.log({"loss": 3.0 / (1 + step / 50)}, step=step)
+        if step in steps:
+            run.log_checkpoint(f"/data/tiny/step-{step}", step=step)
+    run.finish()
+    exp = create_experiment(hub, steps=steps)
+    for config, r in enumerate(exp["runs"]):
+        complete_run(hub, r, config, n=n)
+    return exp, run

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import polars as pl
-from _widgetdata import complete_run, create_experiment
+from _widgetdata import complete_run, create_experiment, trained_experiment
 
 import evalhub
 from evalhub.widgets import ComparisonTable, Curves, ExperimentPage, OutputDiff
@@ -16,19 +16,7 @@ STEPS = (100, 200, 300)
 
 
 def _trained_experiment(hub: Any) -> dict[str, Any]:
-    """Three checkpoints written by one training run (its loss logged), each evaluated on N samples."""
-    hub.register_family("tiny-gpt", modality="llm")
-    hub.register_model("tiny-gpt", family="tiny-gpt", runtime="hf")
-    run = hub.init_run("train", model="tiny-gpt", system_metrics=False)
-    for step in range(0, 301, 10):
-        run.log({"loss": 3.0 / (1 + step / 50)}, step=step)
-        if step in STEPS:
-            run.log_checkpoint(f"/data/tiny/step-{step}", step=step)
-    run.finish()
-    exp = create_experiment(hub, steps=STEPS)
-    for config, r in enumerate(exp["runs"]):
-        complete_run(hub, r, config, n=N)
-    return exp
+    return trained_experiment(hub, STEPS, N)[0]
 
 
 def test_the_page_gathers_the_table_curves_diff_slices_and_queues_of_an_experiment(hub: Any) -> None:

@@ -19,6 +19,7 @@ from _widgetdata import (
     post_events,
     register_tiny,
     samples_for,
+    trained_experiment,
 )
 
 import evalhub
@@ -411,17 +412,7 @@ def test_curves_of_an_experiment_plot_a_metric_against_checkpoint_step(hub: Any,
 
 def test_curves_of_an_experiment_draw_the_training_loss_beside_its_metrics(hub: Any) -> None:
     """The checkpoints' writer (run.log_checkpoint) is found from the registry; its loss shares the axis."""
-    hub.register_family("tiny-gpt", modality="llm")
-    hub.register_model("tiny-gpt", family="tiny-gpt", runtime="hf")
-    run = hub.init_run("train", model="tiny-gpt", system_metrics=False)
-    for step in range(0, 301, 10):
-        run.log({"loss": 3.0 / (1 + step / 50)}, step=step)
-        if step in STEPS:
-            run.log_checkpoint(f"/data/tiny/step-{step}", step=step)
-    run.finish()
-    exp = create_experiment(hub, steps=STEPS)
-    for config, r in enumerate(exp["runs"]):
-        complete_run(hub, r, config, n=N)
+    exp, run = trained_experiment(hub, STEPS, N)
     chart = evalhub.curves(experiment=exp["id"], key=["exact_match"], hub=hub, training="loss", live=False)
     df = chart.to_polars()
     loss = df.filter(pl.col("key") == "loss")

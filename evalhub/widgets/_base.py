@@ -11,14 +11,10 @@ import anywidget
 from evalhub.widgets._static import static_file
 
 
-class EvalhubWidget(anywidget.AnyWidget):
-    """An anywidget whose output also reads well where no widget can render.
-
-    Besides the widget view, ``_repr_mimebundle_`` carries a text/plain summary (terminal IPython,
-    nbval) and a static text/html table (nbconvert, GitHub).
-    """
-
-    _css = static_file("evalhub.css")
+class Fallbacks:
+    """A widget whose output also reads well where no widget can render: besides the widget view,
+    ``_repr_mimebundle_`` carries a text/plain summary (terminal IPython, nbval) and a static
+    text/html rendering (nbconvert, GitHub). Put it before the widget class among the bases."""
 
     def _text(self) -> str:
         """A plain-text rendering of the widget's current state."""
@@ -32,13 +28,19 @@ class EvalhubWidget(anywidget.AnyWidget):
         return self._text()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        bundle = super()._repr_mimebundle_(**kwargs)
+        bundle = super()._repr_mimebundle_(**kwargs)  # type: ignore[misc]
         if bundle is None:
             return None
-        data, metadata = bundle
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
         data["text/plain"] = self._text()
         data["text/html"] = self._html()
         return data, metadata
+
+
+class EvalhubWidget(Fallbacks, anywidget.AnyWidget):
+    """An anywidget with evalhub's shared CSS and the :class:`Fallbacks`."""
+
+    _css = static_file("evalhub.css")
 
 
 def text_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import ipywidgets
 
 from evalhub.errors import EvalhubError
-from evalhub.widgets._base import fmt_number, html_table, text_table
+from evalhub.widgets._base import Fallbacks, fmt_number, html_table, text_table
 from evalhub.widgets._source import client_of, id_of
 
 TABLE_ROWS = 50
@@ -35,7 +35,7 @@ def _frame_text(frame: Any) -> str:
     return text_table(frame.columns, rows)
 
 
-class ExperimentPage(ipywidgets.VBox):  # type: ignore[misc]
+class ExperimentPage(Fallbacks, ipywidgets.VBox):  # type: ignore[misc]
     """See the module docstring. ``parts`` maps each tab's title to its widget or its frame (a
     ``polars.DataFrame``) or, where there is nothing to show, the reason (a string)."""
 
@@ -188,18 +188,6 @@ class ExperimentPage(ipywidgets.VBox):  # type: ignore[misc]
             else:
                 out.append(_frame_html(part))
         return "\n".join(out)
-
-    def __repr__(self) -> str:
-        return self._text()
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is None:
-            return None
-        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
-        data["text/plain"] = self._text()
-        data["text/html"] = self._html()
-        return data, metadata
 
 
 def page(
