@@ -313,6 +313,29 @@ def test_click_inserts_and_runs_the_compare_cell_in_the_open_notebook(
     _shot(page, "compare-cell")
 
 
+def test_the_page_button_inserts_and_runs_the_experiment_page(page: Any, lab: Lab, rest: Rest) -> None:
+    exp = rest.experiment(f"paged-{uuid.uuid4().hex[:6]}", runs=2)
+    page.goto(lab.link("lab/tree/sidebar.ipynb?reset"))
+    notebook = page.locator(".jp-NotebookPanel")
+    notebook.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').wait_for()
+    cells = notebook.locator(".jp-Notebook .jp-Cell")
+    sync_api.expect(cells).to_have_count(1)
+    cells.first.locator(".jp-InputArea-editor").click()
+    sidebar = _open_sidebar(page, lab, None)
+    item = sidebar.locator(f'.jp-EvalhubSidebar-experiment[data-experiment-id="{exp["id"]}"]')
+    item.locator(".jp-EvalhubSidebar-page").click()
+    sync_api.expect(cells).to_have_count(2)  # one cell: the page's, not also the comparison's
+    inserted = cells.nth(1)
+    sync_api.expect(inserted.locator(".cm-content")).to_have_text(f"%evalhub page {exp['id']}")
+    widget = inserted.locator(".evh-page")
+    head = widget.locator(".evh-page-head")
+    sync_api.expect(head).to_contain_text(f"experiment {exp['id']}", timeout=120_000)
+    sync_api.expect(head).to_contain_text("2 queued")
+    sync_api.expect(widget.locator(".evh-compare")).to_be_visible()  # its first tab: the comparison
+    assert "Traceback" not in inserted.locator(".jp-OutputArea").inner_text()
+    _shot(page, "page-cell")
+
+
 def test_click_without_a_notebook_opens_the_comparison_in_the_main_area(
     page: Any, lab: Lab, rest: Rest
 ) -> None:

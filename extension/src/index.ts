@@ -3,7 +3,8 @@
  *
  * Lists experiments and running runs from the tracking server (through the evalhub_jupyter
  * server extension), links the Ray dashboard, and turns a click on an experiment into a
- * `%evalhub compare <id>` cell in the active notebook, a click on an annotation queue into an
+ * `%evalhub compare <id>` cell in the active notebook (its "page" button into `%evalhub page <id>`,
+ * the whole experiment in one widget), a click on an annotation queue into an
  * `evalhub.annotate(<id>)` cell (the keyboard-first labelling widget).
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
@@ -20,6 +21,7 @@ const PLUGIN_ID = 'evalhub-jupyter:plugin';
 
 namespace CommandIDs {
   export const compare = 'evalhub:compare';
+  export const page = 'evalhub:page';
   export const annotate = 'evalhub:annotate';
   export const show = 'evalhub:show-sidebar';
   export const refresh = 'evalhub:refresh';
@@ -44,6 +46,11 @@ const LOAD_MAGICS =
 /** The cell the sidebar writes for an experiment. */
 export function compareSource(id: number): string {
   return `%evalhub compare ${id}`;
+}
+
+/** The cell the sidebar's "page" button writes for an experiment. */
+export function pageSource(id: number): string {
+  return `%evalhub page ${id}`;
 }
 
 /** The cell the sidebar writes for an annotation queue. */
@@ -96,6 +103,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       api,
       onOpenExperiment: (experiment: Experiment) =>
         void app.commands.execute(CommandIDs.compare, { id: experiment.id }),
+      onOpenPage: (experiment: Experiment) => void app.commands.execute(CommandIDs.page, { id: experiment.id }),
       onOpenQueue: (queue: AnnotationQueue) => void app.commands.execute(CommandIDs.annotate, { id: queue.id })
     });
     sidebar.title.icon = evalhubIcon;
@@ -132,6 +140,28 @@ const plugin: JupyterFrontEndPlugin<void> = {
         app.shell.activateById(widget.id);
         await view.refresh();
         widget.title.label = view.title.label;
+      }
+    });
+    app.commands.addCommand(CommandIDs.page, {
+      label: args => (args.id !== undefined ? `EvalHub: page of experiment ${args.id}` : 'EvalHub: experiment page'),
+      describedBy: {
+        args: {
+          type: 'object',
+          properties: { id: { type: 'number', description: 'Experiment id' } },
+          required: ['id']
+        }
+      },
+      execute: async args => {
+        const id = Number(args.id);
+        if (!Number.isInteger(id)) {
+          throw new Error(`evalhub:page needs an integer experiment id, got ${String(args.id)}`);
+        }
+        const panel = notebooks?.currentWidget;
+        if (!panel) {
+          throw new Error('open a notebook first: the experiment page is a notebook widget');
+        }
+        app.shell.activateById(panel.id);
+        await insertCell(panel, pageSource(id), loadMagics);
       }
     });
     app.commands.addCommand(CommandIDs.annotate, {

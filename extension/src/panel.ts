@@ -13,6 +13,8 @@ export interface ISidebarOptions {
   api: EvalhubAPI;
   /** Called when the user picks an experiment. */
   onOpenExperiment: (experiment: Experiment) => void;
+  /** Called when the user asks for an experiment's page (its "page" button). */
+  onOpenPage?: (experiment: Experiment) => void;
   /** Called when the user picks an annotation queue. */
   onOpenQueue?: (queue: AnnotationQueue) => void;
   /** Seconds between refreshes while the sidebar is visible. */
@@ -59,6 +61,7 @@ export class EvalhubSidebar extends Widget {
     this._api = options.api;
     this._onOpen = options.onOpenExperiment;
     this._onOpenQueue = options.onOpenQueue ?? (() => undefined);
+    this._onOpenPage = options.onOpenPage ?? (() => undefined);
     this._interval = options.refreshInterval ?? 2;
     this._maxExperiments = options.maxExperiments ?? 50;
     this.id = 'evalhub-sidebar';
@@ -281,6 +284,13 @@ export class EvalhubSidebar extends Widget {
       const badge = el('span', 'jp-EvalhubSidebar-badge', experiment.status);
       badge.dataset.status = experiment.status;
       top.appendChild(badge);
+      const pageButton = el('button', 'jp-EvalhubSidebar-page', 'page');
+      pageButton.title = `Insert %evalhub page ${experiment.id} (table, curves, diff, slices, judges, queues) and run it`;
+      pageButton.addEventListener('click', event => {
+        event.stopPropagation(); // not also the experiment's own click (the comparison cell)
+        this._onOpenPage(experiment);
+      });
+      top.appendChild(pageButton);
       li.appendChild(top);
       li.appendChild(el('div', 'jp-EvalhubSidebar-counts', `#${experiment.id} · ${countsText(experiment.counts)}`));
       li.appendChild(progressBar(experiment.progress));
@@ -339,6 +349,7 @@ export class EvalhubSidebar extends Widget {
 
   private readonly _api: EvalhubAPI;
   private readonly _onOpenQueue: (queue: AnnotationQueue) => void;
+  private readonly _onOpenPage: (experiment: Experiment) => void;
   private readonly _queuesTitle: HTMLHeadingElement;
   private readonly _queues: HTMLUListElement;
   private readonly _onOpen: (experiment: Experiment) => void;
