@@ -122,3 +122,42 @@ def test_checkpoints_logged_with_evaluate_grow_one_experiment_while_training_goe
     assert df.filter(pl.col("key") == "exact_match")["step"].to_list() == [100.0, 200.0, 300.0]
     loss = df.filter(pl.col("key") == "loss")
     assert set(loss["run_id"]) == {run.id} and loss["step"].max() == float(step)
+
+
+SCRIPT = """
+import sys
+import evalhub
+from evalhub import tiny
+hub = evalhub.connect(sys.argv[1], project=sys.argv[2])
+run = hub.init_run("train-script", model=tiny.MODEL, type="training", system_metrics=False)
+for step in range(1, 101):
+    run.log({"loss": 3.0 / step}, step=step)
+run.log_checkpoint(sys.argv[3], step=100, evaluate={"tasks": ["arith-add"], "config": {"limit": 6}})
+run.finish()
+print("EXPERIMENT", run.evaluations.id, flush=True)
+"""
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_training_script_that_ends_waits_for_its_checkpoints_evaluations(
+    hub: Any, build: Any, tmp_path: Path
+) -> None:
+    """The script finishes its run and falls off its end: the process waits at exit for the evaluation
+    still going (Ray still up), so its run completes instead of being left to the reaper."""
+    import os
+    import subprocess
+    import sys
+
+    _register(hub, build)
+    env = {**os.environ, "EVALHUB_HOME": str(tmp_path / "home"), "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, hub.url, hub.project, str(build.checkpoints[100])],
+        capture_output=True, text=True, timeout=300, env=env, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exp_id = int(proc.stdout.split("EXPERIMENT", 1)[1].split()[0])
+    assert "waiting for the evaluations of run" in proc.stderr
+    exp = hub.experiment(exp_id)
+    assert exp.status() == "completed"  # at once: the script's exit waited for it
+    assert hub.samples(int(exp.runs()["id"][0])).height == 6
