@@ -216,15 +216,18 @@ class Hub:
 
     def init_run(self, name: str, config: Mapping[str, Any] | None = None, type: str = "training",
                  tags: Mapping[str, Any] | None = None, experiment_id: int | None = None, model: str | None = None,
-                 system_metrics: bool = True, system_metrics_interval: float = 10.0) -> Run:  # fmt: skip
+                 system_metrics: bool = True, system_metrics_interval: float = 10.0,
+                 plugins: Sequence[Any] | None = None) -> Run:  # fmt: skip
         """Start a run to log into (W&B style); use it as a context manager or call ``finish()``.
 
         ``model`` (a registered model) lets ``run.log_checkpoint`` register checkpoints without
         naming it each time. System metrics (``sys/*``) are sampled unless ``system_metrics=False``.
+        ``plugins`` (metric plugins, :mod:`evalhub.metric_plugins`) see its points as they are logged
+        and add series and metrics of their own, e.g. ``[Quantiles("grad_norm", every=100)]``.
         """
         return self.runs_api.init_run(name, config=config, type=type, tags=tags, experiment_id=experiment_id,
                                       model=model, system_metrics=system_metrics,
-                                      system_metrics_interval=system_metrics_interval)  # fmt: skip
+                                      system_metrics_interval=system_metrics_interval, plugins=plugins)  # fmt: skip
 
     def run(self, run_id: int) -> dict[str, Any]:
         """One run by id."""

@@ -186,6 +186,7 @@ def plan(source: Any, spec: Any) -> Plan:
                 loc,
                 hint=f"an lm-eval task is registered with hub.register_task({name!r}, lm_eval_task={name!r})",
             ) from None
+    _check_metric_plugins(config, text)
     run_config = _run_config(config)
     runs: dict[str, PlannedRun] = {}
     known_models: list[str] | None = None
@@ -259,6 +260,20 @@ def plan(source: Any, spec: Any) -> Plan:
     return Plan(parsed, text, config, list(runs.values()))
 
 
+def _check_metric_plugins(config: RunConfig, text: str) -> None:
+    """Every ``config.metric_plugins`` entry builds here (a name the evalhub.metrics entry points know,
+    an importable module:Class, kwargs it takes), else a SpecError at its line."""
+    from evalhub.errors import InvalidValue
+    from evalhub.metric_plugins import resolve
+
+    for i, entry in enumerate(config.metric_plugins):
+        try:
+            resolve(entry)
+        except InvalidValue as exc:
+            loc = ["config", "metric_plugins", i]
+            raise SpecError(str(exc), line=line_of(text, loc), field=_dotted(loc)) from None
+
+
 def _check_image_checkpoints(parsed: ExperimentSpec, runs: list[PlannedRun], text: str) -> None:
     """A diffusers checkpoint that isn't a pipeline, or a size it can't produce: refused before any run
     exists (where its folder is on this machine; a worker refuses the others when it loads them)."""
@@ -305,6 +320,7 @@ def _run_config(config: RunConfig) -> dict[str, Any]:
         "include_path": config.include_path,
         "max_attempts": config.max_attempts,
         "engine": "lm_eval",
+        **({"metric_plugins": config.metric_plugins} if config.metric_plugins else {}),
     }
 
 

@@ -94,6 +94,9 @@ class RunConfig(_Strict):
     # a Ray runtime_env for every worker (pip, env_vars, working_dir, py_modules, ...): checked by Ray
     # when the experiment is submitted; one that Ray cannot build on a node fails its runs naming why
     runtime_env: dict[str, Any] | None = None
+    # metric plugins built on each worker for each run: entry-point names of the evalhub.metrics group,
+    # module:Class paths, or {plugin: name, **kwargs} (evalhub.metric_plugins)
+    metric_plugins: list[str | dict[str, Any]] = Field(default_factory=list)
 
 
 class ModelEntry(_Strict):

@@ -13,7 +13,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from evalhub.checkpoint_evals import CheckpointEvaluations
     from evalhub.experiment import Experiment
+    from evalhub.metric_plugins import PluginRunner
     from evalhub.sysmetrics import Sampler
 
 
@@ -84,6 +85,7 @@ class Run:
         system_metrics_interval: float = 10.0,
         stream: EventStream | None = None,
         model: str | None = None,
+        plugins: Sequence[Any] | None = None,
     ) -> None:
         self.client = client_of(source)  # a Client, or a Hub
         self.data = dict(data)
@@ -96,6 +98,11 @@ class Run:
         self.dropped = 0  # values run.log could not store (counted, warned once per reason, logged)
         self._drop_reasons: set[str] = set()
         self._evaluations: dict[str, CheckpointEvaluations] = {}  # one per evaluate= spec
+        self._plugins: PluginRunner | None = None
+        if plugins:  # a bad plugin is refused here, before the run says it is running
+            from evalhub.metric_plugins import PluginRunner, resolve_all
+
+            self._plugins = PluginRunner(self._stream, resolve_all(plugins))
         self._stream.status("running", worker={"node": socket.gethostname(), "pid": os.getpid(), "gpu": None})
         self._sampler: Sampler | None = None
         if system_metrics:
@@ -159,6 +166,8 @@ class Run:
         self._next_step = s + 1
         if points:
             self._stream._put(points)  # already checked: skip series_many's second pass
+            if self._plugins is not None:
+                self._plugins.points(points)  # queued: the plugins' thread sees them
 
     def _drop(self, n: int, what: str, reason: str) -> None:
         """Count values run.log cannot store; say so once per reason (a warning and a line on the run)."""
@@ -268,7 +277,10 @@ class Run:
 
     def _log_system(self, index: int, values: dict[str, float]) -> None:
         if not self._finished:
-            self._stream.series_many([(k, index, v, None) for k, v in values.items()])
+            points = [(k, index, v, None) for k, v in values.items()]
+            self._stream.series_many(points)
+            if self._plugins is not None:
+                self._plugins.points(points)
 
     # -- reading back ------------------------------------------------------------------------------
 
@@ -303,6 +315,8 @@ class Run:
         _LIVE_RUNS.discard(self)
         if self._sampler is not None:
             self._sampler.stop()
+        if self._plugins is not None:
+            self._plugins.close()  # their summary metrics, before the final status
         if self.dropped:
             self._stream.log(f"run.log dropped {self.dropped} values that cannot be stored", level="warning")
         self._stream.status(status, error=error)

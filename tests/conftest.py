@@ -119,3 +119,15 @@ def hub(server_url: str) -> Iterator[Any]:
     close = getattr(h, "close", None)
     if close is not None:
         close()
+
+
+@pytest.fixture(scope="module")
+def ray_executor() -> Iterator[Any]:
+    """A RayExecutor on a local Ray of this module's own (two CPUs, started at raised priority on the
+    shared box), shut down after the module."""
+    from evalhub.execution import RayExecutor
+
+    ex = RayExecutor(include_dashboard=False, num_cpus=2, poll_interval=0.3, start_nice=-19)
+    ex.start()
+    yield ex
+    ex.shutdown()

@@ -5,7 +5,6 @@ experiment whose curve has a point per checkpoint (the loss's run beside it)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +28,8 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 @pytest.fixture(scope="module")
-def executor() -> Iterator[Any]:
-    from evalhub.execution import RayExecutor
-
-    ex = RayExecutor(include_dashboard=False, num_cpus=2, poll_interval=0.3, start_nice=-19)
-    ex.start()
-    yield ex
-    ex.shutdown()
+def executor(ray_executor: Any) -> Any:
+    return ray_executor
 
 
 def test_evaluate_is_refused_naming_what_is_wrong_before_anything_runs(hub: Any, build: Any) -> None:

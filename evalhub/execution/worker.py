@@ -146,6 +146,7 @@ class Worker:
         )
         info = self.info()
         sampler = None
+        plugins = None
         try:
             config = localize(job.get("config") or {}, self.bundle)
             task = localize(job["task"], self.bundle)
@@ -162,12 +163,18 @@ class Worker:
             if config.get("reuse", True) and self._reused(run_id, attempt, work_key):
                 return self._ended(run_id, stream, "completed", delivered=True)
             sampler = self._start_sampler(stream)
+            plugins = _plugins(stream, config.get("metric_plugins"))
             result = self._evaluate(stream, task, config, run_id)
             stream.metrics(result.all_metrics, higher_is_better=getattr(result, "higher_is_better", None))
             self._store_images(run_id, result.samples)
             for start in range(0, len(result.samples), SAMPLE_CHUNK):
-                stream.samples(result.samples[start : start + SAMPLE_CHUNK])
+                chunk = result.samples[start : start + SAMPLE_CHUNK]
+                stream.samples(chunk)
+                if plugins is not None:
+                    plugins.samples(chunk)
             self._put_results(run_id, result)
+            if plugins is not None:
+                plugins.close()  # their summary metrics, before the attempt's end
             stream.log(
                 f"done: {len(result.samples)} samples, "
                 + ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items())
@@ -195,6 +202,8 @@ class Worker:
             stream.status("failed", error=error)
             return self._ended(run_id, stream, "failed", error=error)
         finally:
+            if plugins is not None:
+                plugins.close(finish=False)  # a failed or cancelled attempt: only stop their thread
             if sampler is not None:
                 sampler.stop()
             stream.close(timeout=30)
@@ -351,6 +360,22 @@ class ServerCache(RequestCache):
 
     def store(self, entries: Mapping[str, str]) -> None:
         self.stream.cache(entries)
+
+
+def _plugins(stream: Any, entries: Any) -> Any:
+    """The run's metric plugins (``config.metric_plugins``) fed from a thread of their own, or None; one
+    that cannot be built here is logged on the run and left out (the run goes on without it)."""
+    if not entries:
+        return None
+    from evalhub.metric_plugins import PluginRunner, resolve
+
+    built = []
+    for entry in entries:
+        try:
+            built.append(resolve(entry))
+        except Exception as exc:
+            stream.log(f"metric plugin {entry!r} left out: {exc}", level="warning")
+    return PluginRunner(stream, built) if built else None
 
 
 def _identity(ref: CheckpointRef) -> str:

@@ -55,13 +55,21 @@ class Runs:
         model: str | None = None,
         system_metrics: bool = True,
         system_metrics_interval: float = 10.0,
+        plugins: Sequence[Any] | None = None,
     ) -> Run:
         """Start a run to log into (W&B style); use it as a context manager or call ``finish()``.
 
         ``model`` (a registered model) lets ``run.log_checkpoint`` register checkpoints without
         naming it each time. System metrics (``sys/*``) are sampled unless ``system_metrics=False``.
+        ``plugins`` (see :mod:`evalhub.metric_plugins`) see its points as they are logged and add
+        series and metrics of their own.
         """
         from evalhub.tracking import Run
+
+        if plugins:  # refused before the run exists
+            from evalhub.metric_plugins import resolve_all
+
+            plugins = resolve_all(plugins)
 
         body = {
             "name": name,
@@ -77,6 +85,7 @@ class Runs:
             system_metrics=system_metrics,
             system_metrics_interval=system_metrics_interval,
             model=model,
+            plugins=plugins,
         )
 
     # -- reads -------------------------------------------------------------------------------------
