@@ -244,3 +244,19 @@ def test_the_same_label_twice_and_purges_take_queues_along(project: dict[str, An
     # purging the experiment takes the queue along
     assert api.delete(f"/api/experiments/{exp['id']}", params={"purge": "true"}).status_code == 200
     assert api.get(f"/api/annotation-queues/{queue['id']}").status_code == 404
+
+
+def test_one_person_asked_for_at_once_from_many_clients_is_made_once(project: dict[str, Any]) -> None:
+    """Concurrent requests for the same person (as schemathesis's two workers sent): one 201, the
+    others 409, never a 500 from the unique key."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    admin, name = project["admin"], project["name"]
+
+    def ask(person: str) -> int:
+        return int(admin.post(f"/api/projects/{name}/people", json={"name": person}).status_code)
+
+    for attempt in range(5):
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(ask, [f"carol{attempt}"] * 8))
+        assert sorted(set(codes)) in ([201], [201, 409]) and codes.count(201) == 1, codes

@@ -128,7 +128,12 @@ class AccessStore:
                 )
             )
 
-        self.db.write(tx)
+        try:
+            self.db.write(tx)
+        except sa.exc.IntegrityError:  # the same name from a concurrent request, inserted first
+            raise Conflict(
+                f"project '{project}' already has a token named '{name}'", field="body.name"
+            ) from None
         made = {"token": token, "name": name, "project": project, "expires_at": iso(expires)}
         return {**made, "person": person} if person else made
 
