@@ -142,50 +142,54 @@ const plugin: JupyterFrontEndPlugin<void> = {
         widget.title.label = view.title.label;
       }
     });
-    app.commands.addCommand(CommandIDs.page, {
-      label: args => (args.id !== undefined ? `EvalHub: page of experiment ${args.id}` : 'EvalHub: experiment page'),
-      describedBy: {
-        args: {
-          type: 'object',
-          properties: { id: { type: 'number', description: 'Experiment id' } },
-          required: ['id']
+    /** A command that inserts and runs one cell for an experiment or queue id in the open notebook. */
+    const addCellCommand = (
+      command: string,
+      what: string,
+      label: (id: unknown) => string,
+      source: (id: number) => string,
+      withMagics: () => boolean,
+      noNotebook: string
+    ): void => {
+      app.commands.addCommand(command, {
+        label: args => label(args.id),
+        describedBy: {
+          args: {
+            type: 'object',
+            properties: { id: { type: 'number', description: what } },
+            required: ['id']
+          }
+        },
+        execute: async args => {
+          const id = Number(args.id);
+          if (!Number.isInteger(id)) {
+            throw new Error(`${command} needs an integer ${what.toLowerCase()}, got ${String(args.id)}`);
+          }
+          const panel = notebooks?.currentWidget;
+          if (!panel) {
+            throw new Error(noNotebook);
+          }
+          app.shell.activateById(panel.id);
+          await insertCell(panel, source(id), withMagics());
         }
-      },
-      execute: async args => {
-        const id = Number(args.id);
-        if (!Number.isInteger(id)) {
-          throw new Error(`evalhub:page needs an integer experiment id, got ${String(args.id)}`);
-        }
-        const panel = notebooks?.currentWidget;
-        if (!panel) {
-          throw new Error('open a notebook first: the experiment page is a notebook widget');
-        }
-        app.shell.activateById(panel.id);
-        await insertCell(panel, pageSource(id), loadMagics);
-      }
-    });
-    app.commands.addCommand(CommandIDs.annotate, {
-      label: args => (args.id !== undefined ? `EvalHub: label queue ${args.id}` : 'EvalHub: label a queue'),
-      describedBy: {
-        args: {
-          type: 'object',
-          properties: { id: { type: 'number', description: 'Annotation queue id' } },
-          required: ['id']
-        }
-      },
-      execute: async args => {
-        const id = Number(args.id);
-        if (!Number.isInteger(id)) {
-          throw new Error(`evalhub:annotate needs an integer queue id, got ${String(args.id)}`);
-        }
-        const panel = notebooks?.currentWidget;
-        if (!panel) {
-          throw new Error('open a notebook first: the queue is labelled in a notebook widget');
-        }
-        app.shell.activateById(panel.id);
-        await insertCell(panel, annotateSource(id), false);
-      }
-    });
+      });
+    };
+    addCellCommand(
+      CommandIDs.page,
+      'Experiment id',
+      id => (id !== undefined ? `EvalHub: page of experiment ${id}` : 'EvalHub: experiment page'),
+      pageSource,
+      () => loadMagics,
+      'open a notebook first: the experiment page is a notebook widget'
+    );
+    addCellCommand(
+      CommandIDs.annotate,
+      'Annotation queue id',
+      id => (id !== undefined ? `EvalHub: label queue ${id}` : 'EvalHub: label a queue'),
+      annotateSource,
+      () => false,
+      'open a notebook first: the queue is labelled in a notebook widget'
+    );
     app.commands.addCommand(CommandIDs.show, {
       label: 'Show EvalHub sidebar',
       execute: () => app.shell.activateById(sidebar.id)
