@@ -157,14 +157,11 @@ class CheckpointEvaluations:
         return [job.run_id for job in jobs]
 
     def _drive(self, executor: Any, jobs: list[Any], resources: dict[str, Any], runtime_env: Any) -> None:
-        from evalhub.orchestrator import _fail_unfinished
+        from evalhub.orchestrator import _fail_unfinished, execute
 
         assert self.experiment is not None
         try:
-            if runtime_env:
-                executor.execute(self.source, self.experiment.id, jobs, resources, runtime_env=runtime_env)
-            else:
-                executor.execute(self.source, self.experiment.id, jobs, resources)
+            execute(executor, self.source, self.experiment.id, jobs, resources, runtime_env)
         except BaseException as exc:
             log.exception("evalhub: the evaluation of checkpoints of run %s failed", self.run_id)
             self.errors.append(exc)

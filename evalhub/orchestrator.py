@@ -414,10 +414,7 @@ def run_experiment(
 
     def drive() -> None:
         try:
-            if runtime_env:  # an executor of one's own need not know the keyword without one
-                executor.execute(hub, exp.id, jobs, resources, runtime_env=runtime_env)
-            else:
-                executor.execute(hub, exp.id, jobs, resources)
+            execute(executor, hub, exp.id, jobs, resources, runtime_env)
             apply_scorers(exp, the_plan.spec.scorers, executor)
         except BaseException as exc:  # surfaced by exp.wait()
             log.exception("evalhub: the driver of experiment %s failed", exp.id)
@@ -437,6 +434,21 @@ def run_experiment(
     if wait:
         exp.wait(progress=progress)
     return exp
+
+
+def execute(
+    executor: Any,
+    hub: Any,
+    experiment_id: int,
+    jobs: list[Job],
+    resources: dict[str, Any],
+    runtime_env: dict[str, Any] | None = None,
+) -> Any:
+    """``executor.execute`` of the jobs; ``runtime_env`` passed only when there is one (an executor of
+    one's own need not know the keyword without one)."""
+    if runtime_env:
+        return executor.execute(hub, experiment_id, jobs, resources, runtime_env=runtime_env)
+    return executor.execute(hub, experiment_id, jobs, resources)
 
 
 def handover(
