@@ -106,8 +106,10 @@ def mlflow_server(backend_uri: str, folder: Path, workers: int = 1) -> Iterator[
 
 
 @contextmanager
-def mariadb_database(prefix: str = "evalhub_bench") -> Iterator[str | None]:
-    """A fresh utf8mb4 database on the local MariaDB (dropped after); None when it is not reachable."""
+def mariadb_database(prefix: str = "evalhub_bench", driver: str | None = None) -> Iterator[str | None]:
+    """A fresh utf8mb4 database on the local MariaDB (dropped after); None when it is not reachable.
+    Its URL names ``driver`` (SQLAlchemy's name: pymysql, mariadbconnector), else the one evalhub's
+    server picks for a bare ``mysql://`` (MariaDB's connector where installed, else pymysql)."""
     try:
         import pymysql
 
@@ -120,7 +122,9 @@ def mariadb_database(prefix: str = "evalhub_bench") -> Iterator[str | None]:
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     try:
-        yield f"mysql+pymysql://{MARIADB}/{name}?charset=utf8mb4"
+        from evalhub_server.db import mysql_driver, normalize_url
+
+        yield normalize_url(f"mysql+{driver or mysql_driver()}://{MARIADB}/{name}")
     finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")

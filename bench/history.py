@@ -111,9 +111,14 @@ def backends(use_mysql: bool, folder: Path) -> Iterator[list[tuple[str, str, str
     if not use_mysql:
         yield out
         return
-    with mariadb_database() as ours, mariadb_database("mlflow_bench") as theirs:
+    from evalhub_server.db import mysql_driver
+    from sqlalchemy.engine import make_url
+
+    with mariadb_database() as ours, mariadb_database("mlflow_bench", mysql_driver()) as theirs:
         if ours and theirs:
-            out.append(("MariaDB", ours, theirs.replace("?charset=utf8mb4", "")))
+            # both servers read through the same driver (evalhub's choice for a bare mysql:// URL)
+            driver = make_url(ours).get_driver_name()
+            out.append((f"MariaDB via {driver}", ours, theirs.replace("?charset=utf8mb4", "")))
         yield out
 
 

@@ -146,8 +146,9 @@ def _mysql_connect(database: str | None = None) -> Any:
 
 
 @contextmanager
-def mysql_database() -> Iterator[str]:
-    """Create a fresh utf8mb4 database, yield its URL, drop it; skips if MariaDB is down."""
+def mysql_database(driver: str | None = None) -> Iterator[str]:
+    """Create a fresh utf8mb4 database, yield its URL, drop it; skips if MariaDB is down. The URL
+    names no driver unless asked (``"pymysql"``): the server picks the one it prefers, as for a user."""
     try:
         conn = _mysql_connect()
     except Exception as exc:  # pymysql raises OperationalError; be broad for a missing driver too
@@ -157,7 +158,8 @@ def mysql_database() -> Iterator[str]:
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     try:
         auth = MYSQL_USER + (f":{MYSQL_PASSWORD}" if MYSQL_PASSWORD else "")
-        yield f"mysql+pymysql://{auth}@{MYSQL_HOST}:{MYSQL_PORT}/{name}?charset=utf8mb4"
+        scheme = f"mysql+{driver}" if driver else "mysql"
+        yield f"{scheme}://{auth}@{MYSQL_HOST}:{MYSQL_PORT}/{name}"
     finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")

@@ -41,10 +41,10 @@ def _old_runs(db: Any, pid: int, exp_id: int | None, tasks: list[str]) -> list[i
                 conn.execute(
                     sa.text(
                         "INSERT INTO runs (project_id, experiment_id, name, type, status, task, attempt, "
-                        "progress_done, created_at) VALUES (:p, :e, :n, 'inference', 'queued', :t, 1, 0, 1.0)"
+                        "progress_done, created_at) VALUES (:p, :e, :n, 'inference', 'queued', :t, 1, 0, 1.0) RETURNING id"
                     ),
                     {"p": pid, "e": exp_id, "n": f"r{i}", "t": task},
-                ).lastrowid
+                ).scalar_one()  # RETURNING: not every driver sets lastrowid on text SQL
             )
     return [int(i) for i in ids]
 
@@ -52,8 +52,11 @@ def _old_runs(db: Any, pid: int, exp_id: int | None, tasks: list[str]) -> list[i
 def _old_experiment(db: Any, pid: int, tasks: list[str]) -> tuple[int, list[int]]:
     with db.engine.begin() as conn:
         exp_id = conn.execute(
-            sa.text("INSERT INTO experiments (project_id, name, created_at) VALUES (:p, 'e', 1.0)"), {"p": pid}
-        ).lastrowid
+            sa.text(
+                "INSERT INTO experiments (project_id, name, created_at) VALUES (:p, 'e', 1.0) RETURNING id"
+            ),
+            {"p": pid},
+        ).scalar_one()  # RETURNING: not every driver sets lastrowid on text SQL
     return int(exp_id), _old_runs(db, pid, int(exp_id), tasks)
 
 

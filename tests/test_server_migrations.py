@@ -144,25 +144,27 @@ def test_upgrade_to_0002_backfills_rollups(db_url: str) -> None:
             command.upgrade(cfg, "0001")
         pid = AccessStore(db).project_id("old", create=True)
         runs = RunStore(db)
-        with db.engine.begin() as conn:  # a run as revision 0001 stored it (today's store writes newer columns)
+        with (
+            db.engine.begin() as conn
+        ):  # a run as revision 0001 stored it (today's store writes newer columns)
             run_id = conn.execute(
                 sa.text(
                     "INSERT INTO runs (project_id, name, type, status, attempt, progress_done, created_at) "
-                    "VALUES (:p, 'r', 'training', 'queued', 1, 0, 1.0)"
+                    "VALUES (:p, 'r', 'training', 'queued', 1, 0, 1.0) RETURNING id"
                 ),
                 {"p": pid},
-            ).lastrowid
+            ).scalar_one()  # RETURNING: not every driver sets lastrowid on text SQL
         values = [((s * 7919) % 1000) / 10.0 for s in range(5000)]
         with db.engine.begin() as conn:
             sid = conn.execute(
                 sa.text(
                     "INSERT INTO series_latest (run_id, `key`, count, last_step, last_value, min_step, max_step) "
-                    "VALUES (:r, 'loss', 5000, 4999, :lv, 0, 4999)".replace(
+                    "VALUES (:r, 'loss', 5000, 4999, :lv, 0, 4999) RETURNING id".replace(
                         "`", '"' if db.backend == "sqlite" else "`"
                     )
                 ),
                 {"r": run_id, "lv": values[-1]},
-            ).lastrowid
+            ).scalar_one()  # RETURNING: not every driver sets lastrowid on text SQL
             conn.execute(
                 sa.text(
                     "INSERT INTO series_points (series_id, step, value, wall_time) VALUES (:i, :s, :v, 1.0)"

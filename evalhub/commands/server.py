@@ -24,7 +24,8 @@ def _server_package() -> Any:
 @click.option(
     "--db",
     default=None,
-    help="SQLAlchemy URL: sqlite:///path or mysql+pymysql://user:pw@host/db (default: SQLite under EVALHUB_HOME)",
+    help="SQLAlchemy URL: sqlite:///path or mysql://user:pw@host/db (MariaDB's connector where "
+    "installed, else pymysql; default: SQLite under EVALHUB_HOME)",
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option(

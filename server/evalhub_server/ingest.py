@@ -6,7 +6,8 @@ machine (:mod:`.lifecycle`); an illegal one is rejected alone, so a stream never
 
 Writers of one run serialize on the run's row (MySQL ``FOR UPDATE``; SQLite has one writer anyway),
 so the latest-value rows are read, merged and written once per key per batch without races.
-Points go in with one ``executemany`` (pymysql turns it into multi-row INSERTs).
+Points go in with one ``executemany`` (pymysql turns it into multi-row INSERTs, MariaDB's connector
+into one bulk statement).
 """
 
 from __future__ import annotations
@@ -268,7 +269,7 @@ def write_points(
         updates,
     )
     ids = {key: existing[key]._mapping["id"] for key in stats}
-    mark = "?" if db.backend == "sqlite" else "%s"
+    mark = db.mark
     rows = [(ids[k], s, v, w if w is not None else wall_default) for k, s, v, w in points]
     conn.exec_driver_sql(
         f"INSERT INTO series_points (series_id, step, value, wall_time) VALUES ({mark}, {mark}, {mark}, {mark})",

@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .db import driver_mark
 from .numbers import wire
 from .tables import ROLLUP_SHIFTS
 
@@ -28,7 +29,7 @@ ON CONFLICT (series_id, lvl, blk) DO UPDATE SET
 
 # MySQL assigns left to right with the new values: last_step must come last.
 _UPSERT_MYSQL = f"""
-INSERT INTO series_blocks ({_COLS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+INSERT INTO series_blocks ({_COLS}) VALUES ({{m}}, {{m}}, {{m}}, {{m}}, {{m}}, {{m}}, {{m}}, {{m}}, {{m}})
 ON DUPLICATE KEY UPDATE
   n = n + VALUES(n),
   vmin = LEAST(COALESCE(vmin, VALUES(vmin)), COALESCE(VALUES(vmin), vmin)),
@@ -95,7 +96,8 @@ def blocks(points: Iterable[tuple[int, int, float | None, float | None]]) -> lis
 
 def merge(conn: sa.Connection, backend: str, rows: list[tuple[Any, ...]]) -> None:
     if rows:
-        conn.exec_driver_sql(_UPSERT_SQLITE if backend == "sqlite" else _UPSERT_MYSQL, rows)
+        sql = _UPSERT_SQLITE if backend == "sqlite" else _UPSERT_MYSQL.format(m=driver_mark(conn.dialect))
+        conn.exec_driver_sql(sql, rows)
 
 
 def plan(lo: int, hi: int, max_points: int) -> tuple[int, int, int] | None:

@@ -48,7 +48,10 @@ def driver_rows(conn: sa.Connection, query: sa.Select[Any] | sa.TextClause) -> l
     params: Any = compiled.params
     if compiled.positional:
         params = tuple(params[name] for name in compiled.positiontup or ())
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    raw: Any = conn.connection.dbapi_connection
+    # MariaDB's connector reads over the binary protocol when asked: numbers travel as 8 bytes,
+    # not as text the server formats and the client parses (several times faster on 100k rows).
+    cursor = raw.cursor(binary=True) if conn.dialect.driver == "mariadbconnector" else raw.cursor()
     try:
         cursor.execute(compiled.string, params)
         return list(cursor.fetchall())

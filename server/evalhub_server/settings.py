@@ -31,7 +31,8 @@ def is_remote(location: str | Path) -> bool:
 class ServerSettings:
     """Everything ``serve`` and ``create_app`` need.
 
-    ``db_url`` is a SQLAlchemy URL (``sqlite:///path`` or ``mysql+pymysql://user:pw@host/db``);
+    ``db_url`` is a SQLAlchemy URL (``sqlite:///path`` or ``mysql://user:pw@host/db``, whose driver
+    ``db.normalize_url`` picks);
     ``artifacts_dir`` defaults to ``artifacts/`` next to a SQLite file (or under the evalhub home); it
     may be an fsspec URL (``s3://bucket/prefix``), uploads then staged in ``staging_dir`` (by default
     ``artifacts/staging`` where the local folder would be).

@@ -38,11 +38,12 @@ def upgrade() -> None:
     )
     # Backfill the rollups of series stored before this revision, one series at a time.
     from evalhub_server import rollup
+    from evalhub_server.db import driver_mark
 
     conn = op.get_bind()
     backend = "sqlite" if conn.dialect.name == "sqlite" else "mysql"
     ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM series_latest").fetchall()]
-    mark = "?" if backend == "sqlite" else "%s"
+    mark = driver_mark(conn.dialect)
     for sid in ids:
         points = conn.exec_driver_sql(
             f"SELECT series_id, step, value, wall_time FROM series_points WHERE series_id = {mark} ORDER BY id",
