@@ -30,6 +30,7 @@ EXTRA_MODULES: dict[str, frozenset[str]] = {
             "numpy",
             "scipy",
             "pyarrow",
+            "croniter",
         }
     ),
     "server": frozenset({"fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "pymysql", "orjson"}),

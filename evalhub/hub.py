@@ -19,6 +19,7 @@ from evalhub.client import Client
 from evalhub.services import Experiments, Registry, Runs, Scoring
 from evalhub.services.annotation import Annotation, AnnotationQueue
 from evalhub.services.export import Export
+from evalhub.services.schedules import Schedules
 from evalhub.services.traces import OnlineEvaluation, Traces
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class Hub:
         self.annotation = Annotation(client)
         self.export_api = Export(client)
         self.traces = Traces(client)
+        self.schedules_api = Schedules(client)
 
     @property
     def url(self) -> str:
@@ -330,6 +332,46 @@ class Hub:
     def judge_calls(self, run_id: int, sample_key: str | None = None) -> pl.DataFrame:
         """The judge calls on a run's samples: prompt, raw output, parsed verdict, rationale, judge."""
         return self.scoring.judge_calls(run_id, sample_key=sample_key)
+
+    # -- evaluations that run by themselves (hub.schedules_api) -------------------------------------
+
+    def schedule(self, spec: Any, *, every: float | str | None = None, cron: str | None = None,
+                 name: str | None = None, start_at: float | None = None, ray_address: str | None = None,
+                 keep: bool = True) -> dict[str, Any]:  # fmt: skip
+        """Run ``spec`` by itself, ``every`` so long (seconds, ``"15m"``, ``"6h"``, ``"1d"``) or at the
+        times of ``cron`` (five fields, UTC), starting at ``start_at`` (default: now). The server keeps
+        the schedule; a keeper on the Ray cluster (``ray_address``, ``RAY_ADDRESS``, else evalhub's
+        local cluster, which a live schedule keeps from idling out) runs each tick as an experiment.
+        A tick missed while no keeper ran runs once when one is back, never twice.
+
+        >>> hub.schedule("nightly.yaml", cron="0 3 * * *")
+        >>> hub.schedules()
+        """
+        made = self.schedules_api.create(spec, every=every, cron=cron, name=name, start_at=start_at)
+        if keep:
+            self.keep_schedules(ray_address)
+        return made
+
+    def keep_schedules(self, ray_address: str | None = None) -> None:
+        """Make sure the keeper of this project's schedules runs on the cluster (it ends by itself
+        when no schedule is left; Ray restarts it if its process dies)."""
+        from evalhub.execution.executor import ClusterExecutor
+        from evalhub.execution.schedules import start_keeper
+
+        executor = ClusterExecutor(address=ray_address)
+        executor.start()
+        try:
+            start_keeper(self.url, self.token, self.project)
+        finally:
+            executor.shutdown()
+
+    def schedules(self) -> pl.DataFrame:
+        """The project's schedules: period or cron, next tick, last experiment, ticks run."""
+        return self.schedules_api.list()
+
+    def unschedule(self, schedule: str | int) -> None:
+        """Stop a schedule (by name or id); the experiments it made stay."""
+        self.schedules_api.delete(schedule)
 
     # -- traces from applications (hub.traces) -----------------------------------------------------
 

@@ -329,3 +329,51 @@ def test_resume_in_this_process_with_the_ray_executor(project: Any, head: RayNod
     run = project.run(int(exp.runs()["id"][0]))
     assert run["status"] == "completed" and run["attempt"] == 2, run
     assert _calls(calls)["count-d"] == 10 and project.samples(int(run["id"])).height == 10
+
+
+def test_a_schedule_runs_its_ticks_on_the_cluster_through_a_killed_keeper(
+    project: Any, head: RayNode
+) -> None:
+    """``hub.schedule``: the keeper on the cluster runs each tick as an experiment that the cluster
+    scheduler completes; its process killed, Ray restarts it and no tick runs twice; with the
+    schedule gone, it ends itself."""
+    import ray
+
+    from evalhub.execution.cluster import NAMESPACE
+    from evalhub.execution.connection import RayOptions, ray_connection
+    from evalhub.execution.schedules import keeper_name
+
+    name = f"every3-{uuid.uuid4().hex[:6]}"
+    spec = {"name": name, "models": [{"model": "slow-a"}], "tasks": ["arith-add"],
+            "config": {"limit": 2, "batch_size": 1}}  # fmt: skip
+    made = project.schedule(spec, every=3, ray_address=head.address)
+    assert made["name"] == name
+
+    def ticks() -> list[dict[str, Any]]:
+        frame = project.experiments()
+        return [e for e in frame.iter_rows(named=True) if str(e["name"]).startswith(f"{name} @ ")]
+
+    _until("a tick's experiment", lambda: len(ticks()) >= 1, timeout=120)
+    with ray_connection().session(RayOptions(address=head.address, address_source="the test's cluster")):
+        keeper = ray.get_actor(keeper_name(project.url, project.project), namespace=NAMESPACE)
+        ray.kill(keeper, no_restart=False)  # its process dies; Ray starts it again
+        _until("ticks after the restart", lambda: len(ticks()) >= 3, timeout=120)
+        project.unschedule(name)
+        state_after = len(ticks())
+
+        def keeper_gone() -> bool:
+            try:
+                ray.get_actor(keeper_name(project.url, project.project), namespace=NAMESPACE)
+            except ValueError:
+                return True
+            return False
+
+        _until("the keeper ended with no schedule left", keeper_gone, timeout=60)
+    exps = ticks()
+    assert len(exps) >= state_after >= 3
+    assert len({e["name"] for e in exps}) == len(exps)  # one experiment per tick, never two
+    for e in exps[:2]:
+        exp = project.experiment(int(e["id"]))
+        exp.wait(timeout=180)
+        runs = project.runs(experiment_id=int(e["id"]))
+        assert set(runs["status"]) == {"completed"}, runs

@@ -129,6 +129,8 @@ def _scenario(api: Checked) -> dict[str, Any]:
     ids["queue"] = api.call("POST", "/api/annotation-queues", 201, json=queue)["id"]
     ids["item"] = api.call("GET", f"/api/annotation-queues/{ids['queue']}/items")["items"][0]["id"]
     ids["trace"] = api.call("POST", "/api/otlp/v1/traces", json=OTLP_SPANS)["run_ids"][0]
+    schedule = {"name": "hourly", "spec": {"models": [{"model": "m"}]}, "every_s": 3600, "next_at": 1.0}
+    ids["schedule"] = api.call("POST", "/api/schedules", 201, json=schedule)["id"]
     assert api.call("POST", "/api/otlp/v1/logs", json=OTLP_LOGS)["run_ids"] == [ids["trace"]]
     return ids
 
@@ -175,6 +177,11 @@ def _reads(api: Checked, ids: dict[str, Any]) -> None:
     api.call("PATCH", f"/api/runs/{run}", json={"tags": {"a": 1}})
     api.call("PATCH", f"/api/experiments/{exp}", json={"description": "e"})
     assert api.call("POST", "/api/cache/lookup", json={"keys": ["cd34", "ef56"]})["values"] == {"cd34": "[1.5, true]"}
+    sid = ids["schedule"]
+    api.call("GET", "/api/schedules")
+    api.call("GET", f"/api/schedules/{sid}")
+    api.call("POST", f"/api/schedules/{sid}/claim", json={"tick": 1.0, "next_at": 3601.0})
+    api.call("POST", f"/api/schedules/{sid}/done", json={"tick": 1.0, "experiment_id": exp})
 
 
 def _removes(api: Checked, ids: dict[str, Any]) -> None:
@@ -189,6 +196,7 @@ def _removes(api: Checked, ids: dict[str, Any]) -> None:
     api.call("DELETE", f"/api/experiments/{exp}")
     api.call("POST", f"/api/experiments/{exp}/restore")
     api.call("DELETE", f"/api/checkpoints/{ids['checkpoint']}", 409)  # a run refers to it
+    api.call("DELETE", f"/api/schedules/{ids['schedule']}")
     for kind, key in (("benchmarks", "benchmark"), ("checkpoints", "checkpoint"), ("tasks", "task"), ("datasets", "dataset"),
                       ("models", "model"), ("families", "family")):  # fmt: skip
         api.call("DELETE", f"/api/{kind}/{ids[key]}", params={"cascade": "true"})
@@ -257,6 +265,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/scorings/{scoring_id}/finish"): {"json": {"metrics": {"em.x": 0.0}}},
     ("PUT", "/api/annotation-queues/{queue_id}/items/{item_id}/label"): {"json": {"value": 1}},
     ("POST", "/api/projects/{name}/people"): {"json": {"name": "mallory"}},
+    ("POST", "/api/schedules/{schedule_id}/claim"): {"json": {"tick": 1.0, "next_at": 2.0}},
+    ("POST", "/api/schedules/{schedule_id}/done"): {"json": {"tick": 1.0, "experiment_id": 1}},
 }  # fmt: skip
 
 
@@ -272,6 +282,7 @@ def test_another_projects_token_gets_404_on_every_route_and_method(
     values = {
         "run_id": ids["run"], "exp_id": ids["experiment"], "name": "results.json",
         "token": "main", "scoring_id": ids["scoring"], "queue_id": ids["queue"], "item_id": ids["item"],
+        "schedule_id": ids["schedule"],
     }  # fmt: skip
     refs = {"families": "family", "models": "model", "checkpoints": "checkpoint", "datasets": "dataset", "tasks": "task",
             "benchmarks": "benchmark"}  # fmt: skip

@@ -24,6 +24,7 @@ from .db import Database
 from .reads import ReadStore
 from .registry import RegistryStore
 from .runs import RunStore
+from .schedules import ScheduleStore
 from .scoring import ScoringStore
 from .traces import TraceStore
 
@@ -43,6 +44,7 @@ class Store:
         self.columns = ColumnReader(db)
         self.annotation = AnnotationStore(db, self.runs, self.reads)
         self.traces = TraceStore(db, self.runs)
+        self.schedules = ScheduleStore(db)
 
     def ingest(
         self, pid: int, run_id: int, stream: str, events: list[Any], attempt: int | None = None

@@ -486,3 +486,24 @@ annotation_labels = sa.Table(
     sa.UniqueConstraint("item_id", "person"),
     sa.Index(None, "queue_id", "person"),
 )
+
+# Evaluations that run by themselves: a spec and when to run it (every_s seconds, or a cron
+# expression the client's keeper reads). next_at is the next tick; a claimed tick is pending_tick until
+# its experiment is reported (last_tick, last_experiment_id). See evalhub.protocol.schedules.
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    _id(),
+    _project(),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("spec", LongText, nullable=False),
+    sa.Column("every_s", Float, nullable=True),
+    sa.Column("cron", sa.String(128), nullable=True),
+    sa.Column("next_at", Float, nullable=False),
+    sa.Column("pending_tick", Float, nullable=True),
+    sa.Column("last_tick", Float, nullable=True),
+    sa.Column("last_experiment_id", Id, nullable=True),
+    sa.Column("ticks_run", sa.BigInteger(), nullable=False, server_default="0"),
+    _created(),
+    sa.UniqueConstraint("project_id", "name"),
+)

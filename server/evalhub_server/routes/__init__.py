@@ -14,6 +14,7 @@ from . import (
     registry,
     runs,
     samples,
+    schedules,
     scorings,
     series,
 )
@@ -31,6 +32,7 @@ ROUTERS = [
     cache.router,
     scorings.router,
     queues.router,
+    schedules.router,
     otlp.router,
 ]
 
