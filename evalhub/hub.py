@@ -336,18 +336,22 @@ class Hub:
     # -- evaluations that run by themselves (hub.schedules_api) -------------------------------------
 
     def schedule(self, spec: Any, *, every: float | str | None = None, cron: str | None = None,
-                 name: str | None = None, start_at: float | None = None, ray_address: str | None = None,
-                 keep: bool = True) -> dict[str, Any]:  # fmt: skip
+                 on_checkpoint: str | None = None, name: str | None = None, start_at: float | None = None,
+                 ray_address: str | None = None, keep: bool = True) -> dict[str, Any]:  # fmt: skip
         """Run ``spec`` by itself, ``every`` so long (seconds, ``"15m"``, ``"6h"``, ``"1d"``) or at the
         times of ``cron`` (five fields, UTC), starting at ``start_at`` (default: now). The server keeps
         the schedule; a keeper on the Ray cluster (``ray_address``, ``RAY_ADDRESS``, else evalhub's
         local cluster, which a live schedule keeps from idling out) runs each tick as an experiment.
-        A tick missed while no keeper ran runs once when one is back, never twice.
+        A tick missed while no keeper ran runs once when one is back, never twice. With
+        ``on_checkpoint="<model>"`` it is a trigger: ``spec`` (as ``log_checkpoint``'s ``evaluate=``)
+        runs on each checkpoint of the model registered from now on, into one growing experiment.
 
         >>> hub.schedule("nightly.yaml", cron="0 3 * * *")
+        >>> hub.schedule({"tasks": ["arith-add"]}, on_checkpoint="tiny-gpt")
         >>> hub.schedules()
         """
-        made = self.schedules_api.create(spec, every=every, cron=cron, name=name, start_at=start_at)
+        made = self.schedules_api.create(spec, every=every, cron=cron, on_checkpoint=on_checkpoint, name=name,
+                                         start_at=start_at)  # fmt: skip
         if keep:
             self.keep_schedules(ray_address)
         return made

@@ -377,3 +377,26 @@ def test_a_schedule_runs_its_ticks_on_the_cluster_through_a_killed_keeper(
         exp.wait(timeout=180)
         runs = project.runs(experiment_id=int(e["id"]))
         assert set(runs["status"]) == {"completed"}, runs
+
+
+def test_a_trigger_evaluates_each_new_checkpoint_on_the_cluster(project: Any, head: RayNode) -> None:
+    """``hub.schedule(..., on_checkpoint=model)``: each checkpoint registered afterwards is evaluated
+    by the keeper on the cluster, into one growing experiment; the one registered before is not."""
+    weights = Path(project.checkpoint("slow-b", "v1")["uri"])
+    trigger = project.schedule({"tasks": ["arith-add"], "config": {"limit": 2, "batch_size": 1}},
+                               on_checkpoint="slow-b", name=f"on-ckpt-{uuid.uuid4().hex[:6]}",
+                               ray_address=head.address)  # fmt: skip
+    for name in ("v2", "v3"):
+        project.register_checkpoint(model="slow-b", name=name, uri=str(weights))
+
+    def done() -> bool:
+        state = project.schedules_api.get(trigger["id"])
+        return state["ticks_run"] == 2 and state["pending_tick"] is None
+
+    _until("both new checkpoints evaluated", done, timeout=180)
+    exp_id = int(project.schedules_api.get(trigger["id"])["last_experiment_id"])
+    project.unschedule(trigger["id"])
+    project.experiment(exp_id).wait(timeout=180)
+    runs = project.runs(experiment_id=exp_id)
+    assert runs.height == 2 and set(runs["status"]) == {"completed"}, runs
+    assert sorted(project.checkpoint(int(c))["name"] for c in runs["checkpoint_id"]) == ["v2", "v3"]

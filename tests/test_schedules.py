@@ -14,7 +14,7 @@ import httpx
 import pytest
 from _evalsetup import register_plugin, write_plugins
 
-from evalhub.errors import Conflict, InvalidValue, SpecError
+from evalhub.errors import Conflict, InvalidValue, NotFound, SpecError
 from evalhub.execution.schedules import client_key, period_s, run_due, tick_after, tick_spec
 
 
@@ -40,7 +40,9 @@ def submitter(hub: Any, made: list[tuple[int, float]]) -> Any:
     from evalhub.orchestrator import plan, submit
 
     def run(schedule: dict[str, Any], tick: float) -> int:
-        experiment, _ = submit(hub, plan(hub, tick_spec(schedule, tick)), client_key(schedule, tick))
+        experiment, _ = submit(
+            hub, plan(hub, tick_spec(hub.client, schedule, tick)), client_key(schedule, tick)
+        )
         made.append((int(experiment["id"]), tick))
         return int(experiment["id"])
 
@@ -74,10 +76,12 @@ def test_a_schedule_is_kept_listed_and_refused_when_bad(project: Any) -> None:
     with pytest.raises(SpecError, match="nope"):  # validated against the registry now, not at a tick
         hub.schedule({**SPEC, "name": "bad", "models": [{"model": "nope"}]}, every=60, keep=False)
     with pytest.raises(InvalidValue, match="one of every="):
+        hub.schedule(SPEC, name="none", keep=False)
+    with pytest.raises(InvalidValue, match="one of every="):
         hub.schedule(SPEC, name="both", every=60, cron="* * * * *", keep=False)
     r = httpx.post(f"{hub.url}/api/schedules", headers={"X-Evalhub-Project": "sched"},
                    json={"name": "x", "spec": {}, "every_s": 60, "cron": "* * * * *", "next_at": 1})  # fmt: skip
-    assert r.status_code == 422 and "exactly one of every_s and cron" in r.text
+    assert r.status_code == 422 and "exactly one of every_s, cron and on_checkpoint" in r.text
     hub.unschedule("nightly")
     assert hub.schedules().height == 0
 
@@ -140,3 +144,30 @@ def test_two_keepers_claiming_one_tick_one_wins(project: Any) -> None:
         hub.client.post(
             f"/schedules/{later['id']}/claim", {"tick": later["next_at"], "next_at": later["next_at"] + 60}
         )
+
+
+def test_a_trigger_runs_each_new_checkpoint_once_into_one_growing_experiment(project: Any) -> None:
+    hub = project
+    made: list[tuple[int, float]] = []
+    submit = submitter(hub, made)
+    trigger = hub.schedule({"tasks": ["arith-add"], "config": {"limit": 2}}, on_checkpoint="fast", keep=False)
+    assert trigger["on_checkpoint"] == "fast" and trigger["name"] == "fast-checkpoints"
+    with pytest.raises(NotFound):
+        hub.schedule("arith-add", on_checkpoint="no-such-model", keep=False)
+    assert run_due(hub.client, submit) == []  # v1 was there before the trigger: not new
+    for name in ("v2", "v3"):
+        hub.register_checkpoint(model="fast", name=name, uri=f"/weights/{name}")
+    first = run_due(hub.client, submit)
+    assert len(first) == 1 and len(made) == 1  # v2; v3 waits while v2's runs are queued
+    exp_id = first[0]["experiment_id"]
+    assert run_due(hub.client, submit) == []
+    hub.client.post(f"/experiments/{exp_id}/cancel")  # v2's runs end (here: cancelled, not executed)
+    second = run_due(hub.client, submit)
+    assert [r["experiment_id"] for r in second] == [exp_id]  # v3 joins the same experiment
+    runs = hub.runs(experiment_id=exp_id)
+    assert runs.height == 2
+    state = hub.schedules_api.get(trigger["id"])
+    assert state["ticks_run"] == 2 and state["pending_tick"] is None
+    assert state["next_at"] == hub.checkpoint("fast", "v3")["id"]
+    hub.client.post(f"/experiments/{exp_id}/cancel")
+    assert run_due(hub.client, submit) == []  # nothing new

@@ -82,7 +82,10 @@ def tick_after(schedule: dict[str, Any], now: float) -> float:
 
 
 def client_key(schedule: dict[str, Any], tick: float) -> str:
-    """The client key of a tick's experiment: the same tick submitted again answers the same experiment."""
+    """The client key of a tick's experiment: the same tick submitted again answers the same experiment
+    (a trigger's ticks all go into its one experiment, each checkpoint's runs once)."""
+    if schedule.get("on_checkpoint"):
+        return f"schedule-{int(schedule['id'])}"
     return f"schedule-{int(schedule['id'])}-{tick!r}"
 
 
@@ -93,23 +96,32 @@ Submit = Callable[[dict[str, Any], float], int]
 def run_due(client: Any, submit: Submit, now: float | None = None) -> list[dict[str, Any]]:
     """Run every tick of the project's schedules that is due (or pending from a keeper that died);
     returns what ran: ``{"schedule", "tick", "experiment_id"}`` per tick. Another keeper's tick (a
-    409 on the claim) is left to it."""
+    409 on the claim) is left to it. A trigger's tick is its next new checkpoint (its id), taken once
+    the trigger's experiment has finished the checkpoint before it."""
     from evalhub.errors import Conflict
 
     ran = []
     for schedule in client.get("/schedules")["items"]:
         sid, at = int(schedule["id"]), time.time() if now is None else now
-        tick = schedule.get("pending_tick")
-        if tick is None:
-            if float(schedule["next_at"]) > at:
+        pending = schedule.get("pending_tick")
+        if pending is None:
+            step = (
+                _due_checkpoint(client, schedule)
+                if schedule.get("on_checkpoint")
+                else _due_time(schedule, at)
+            )
+            if step is None:
                 continue
-            tick = float(schedule["next_at"])
+            pending, following = step
             try:
-                client.post(f"/schedules/{sid}/claim", {"tick": tick, "next_at": tick_after(schedule, at)})
+                client.post(f"/schedules/{sid}/claim", {"tick": pending, "next_at": following})
             except Conflict:
                 continue
-        experiment_id = submit(schedule, float(tick))
-        client.post(f"/schedules/{sid}/done", {"tick": tick, "experiment_id": experiment_id})
+            schedule = {**schedule, "next_at": following, "pending_tick": pending}
+        # a trigger's pending tick is the watermark it moved from; what it runs is the checkpoint moved to
+        tick = float(schedule["next_at"]) if schedule.get("on_checkpoint") else float(pending)
+        experiment_id = submit(schedule, tick)
+        client.post(f"/schedules/{sid}/done", {"tick": pending, "experiment_id": experiment_id})
         ran.append({"schedule": schedule["name"], "tick": tick, "experiment_id": experiment_id})
         log.info(
             "evalhub: schedule %s ran its tick %s as experiment %s", schedule["name"], tick, experiment_id
@@ -117,10 +129,39 @@ def run_due(client: Any, submit: Submit, now: float | None = None) -> list[dict[
     return ran
 
 
-def tick_spec(schedule: dict[str, Any], tick: float) -> dict[str, Any]:
-    """The spec of a tick's experiment: the schedule's, named after the schedule and the tick."""
-    when = datetime.fromtimestamp(tick, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+def _due_time(schedule: dict[str, Any], now: float) -> tuple[float, float] | None:
+    """(the due tick, the tick after now) of a period or cron schedule, or None when none is due."""
+    tick = float(schedule["next_at"])
+    return None if tick > now else (tick, tick_after(schedule, now))
+
+
+def _due_checkpoint(client: Any, schedule: dict[str, Any]) -> tuple[float, float] | None:
+    """(the trigger's watermark, the id of its next new checkpoint), or None: no new checkpoint, or
+    the trigger's experiment still evaluates the one before (its runs queued or running)."""
+    from evalhub.protocol import ACTIVE
+
+    last = schedule.get("last_experiment_id")
+    if last is not None:
+        counts = client.get(f"/experiments/{int(last)}").get("counts") or {}
+        if any(counts.get(status) for status in ACTIVE):
+            return None
+    watermark = float(schedule["next_at"])
+    newer = [int(c["id"]) for c in client.paged("/checkpoints", model=schedule["on_checkpoint"])
+             if int(c["id"]) > watermark]  # fmt: skip
+    return (watermark, float(min(newer))) if newer else None
+
+
+def tick_spec(client: Any, schedule: dict[str, Any], tick: float) -> dict[str, Any]:
+    """The spec of a tick's experiment: the schedule's, named after the schedule and the tick; a
+    trigger's is its spec on the checkpoint ``tick`` (an id), named after the trigger (one experiment
+    that grows by a checkpoint each tick)."""
     spec = dict(schedule["spec"])
+    if schedule.get("on_checkpoint"):
+        checkpoint = client.get(f"/checkpoints/{int(tick)}")
+        spec["name"] = str(schedule["name"])
+        spec["models"] = [{"model": schedule["on_checkpoint"], "checkpoints": [checkpoint["name"]]}]
+        return spec
+    when = datetime.fromtimestamp(tick, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     spec["name"] = f"{spec.get('name') or schedule['name']} @ {when}"
     return spec
 
@@ -128,10 +169,11 @@ def tick_spec(schedule: dict[str, Any], tick: float) -> dict[str, Any]:
 def cluster_submit(source: Any, executor: Any) -> Submit:
     """Ticks as experiments handed to the cluster scheduler through ``executor`` (a ClusterExecutor);
     ``source`` is a Client (or anything with one)."""
+    from evalhub.client import client_of
     from evalhub.orchestrator import run_experiment
 
     def submit(schedule: dict[str, Any], tick: float) -> int:
-        exp = run_experiment(source, tick_spec(schedule, tick), wait=False, executor=executor,
+        exp = run_experiment(source, tick_spec(client_of(source), schedule, tick), wait=False, executor=executor,
                              client_key=client_key(schedule, tick))  # fmt: skip
         return int(exp.id)
 

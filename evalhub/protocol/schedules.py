@@ -1,5 +1,6 @@
 """Evaluations that run by themselves: a schedule (``/api/schedules``) is an experiment spec and when
-to run it, every so many seconds or by a cron expression, kept by the server.
+to run it, every so many seconds, by a cron expression, or on every new checkpoint of a model (a
+trigger), kept by the server.
 
 The server keeps the schedule's next tick (``next_at``, unix seconds); whoever runs schedules (the
 keeper on the cluster, :mod:`evalhub.execution.schedules`) claims a due tick by naming it and the tick
@@ -8,6 +9,10 @@ tick. The tick after is the first one later than now, so ticks missed while noth
 one run on recovery. A claimed tick stays ``pending`` until its experiment is reported
 (``POST /api/schedules/{id}/done``); a keeper that died in between submits the pending tick again,
 under the same client key, which answers the experiment already made: a tick runs once, never twice.
+
+A trigger (``on_checkpoint``: a model's name) counts in checkpoint ids instead of seconds: its
+``next_at`` is the id of the last checkpoint it took, and a claim names that id and the new
+checkpoint's (``next_at``), whose runs then join the trigger's one growing experiment.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from ._fields import Id, JsonObject
+from ._fields import Id, JsonObject, Name
 from .requests import Body
 from .responses import Model
 
@@ -32,12 +37,13 @@ class ScheduleCreate(Body):
     spec: JsonObject
     every_s: Annotated[float, Field(ge=1, le=366 * 86400, allow_inf_nan=False)] | None = None
     cron: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    on_checkpoint: Name | None = None
     next_at: Tick
 
     @model_validator(mode="after")
     def _one_period(self) -> ScheduleCreate:
-        if (self.every_s is None) == (self.cron is None):
-            raise ValueError("give exactly one of every_s and cron")
+        if [self.every_s, self.cron, self.on_checkpoint].count(None) != 2:
+            raise ValueError("give exactly one of every_s, cron and on_checkpoint")
         return self
 
 
@@ -63,6 +69,9 @@ class Schedule(Model):
     spec: dict[str, Any]
     every_s: float | None = None
     cron: str | None = None
+    on_checkpoint: str | None = Field(
+        None, description="a trigger: the model whose new checkpoints it runs on"
+    )
     next_at: float
     pending_tick: float | None = Field(
         None, description="a claimed tick whose experiment is not reported yet"

@@ -487,8 +487,9 @@ annotation_labels = sa.Table(
     sa.Index(None, "queue_id", "person"),
 )
 
-# Evaluations that run by themselves: a spec and when to run it (every_s seconds, or a cron
-# expression the client's keeper reads). next_at is the next tick; a claimed tick is pending_tick until
+# Evaluations that run by themselves: a spec and when to run it (every_s seconds, a cron expression
+# the client's keeper reads, or on_checkpoint: each new checkpoint of that model, next_at then being
+# the id of the last checkpoint taken). next_at is the next tick; a claimed tick is pending_tick until
 # its experiment is reported (last_tick, last_experiment_id). See evalhub.protocol.schedules.
 schedules = sa.Table(
     "schedules",
@@ -499,6 +500,7 @@ schedules = sa.Table(
     sa.Column("spec", LongText, nullable=False),
     sa.Column("every_s", Float, nullable=True),
     sa.Column("cron", sa.String(128), nullable=True),
+    sa.Column("on_checkpoint", sa.String(255), nullable=True),
     sa.Column("next_at", Float, nullable=False),
     sa.Column("pending_tick", Float, nullable=True),
     sa.Column("last_tick", Float, nullable=True),

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("spec", LongText, nullable=False),
         sa.Column("every_s", Float, nullable=True),
         sa.Column("cron", sa.String(128), nullable=True),
+        sa.Column("on_checkpoint", sa.String(255), nullable=True),
         sa.Column("next_at", Float, nullable=False),
         sa.Column("pending_tick", Float, nullable=True),
         sa.Column("last_tick", Float, nullable=True),
