@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "attach": "evalhub.commands.run:attach",
     "resume": "evalhub.commands.run:resume",
     "ray": "evalhub.commands.cluster:ray_group",
+    "schedule": "evalhub.commands.schedule:schedule",
     "tiny": "evalhub.commands.tiny:tiny",
     "serve-openai": "evalhub.commands.serve:serve_openai",
 }

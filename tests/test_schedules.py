@@ -171,3 +171,31 @@ def test_a_trigger_runs_each_new_checkpoint_once_into_one_growing_experiment(pro
     assert state["next_at"] == hub.checkpoint("fast", "v3")["id"]
     hub.client.post(f"/experiments/{exp_id}/cancel")
     assert run_due(hub.client, submit) == []  # nothing new
+
+
+def test_the_cli_lists_removes_and_refuses_with_one_line(project: Any, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    hub = project
+    hub.schedule(SPEC, every="6h", keep=False)
+    env = {**__import__("os").environ, "EVALHUB_URL": hub.url, "EVALHUB_PROJECT": "sched"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "evalhub.cli", "schedule", *args], capture_output=True,
+                              text=True, env=env, timeout=120, check=False)  # fmt: skip
+
+    listed = cli("list")
+    assert listed.returncode == 0 and "nightly" in listed.stdout and "every 21600s" in listed.stdout, listed
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({**SPEC, "name": "other"}))
+    both = cli("add", str(spec), "--every", "1h", "--cron", "0 3 * * *")
+    assert both.returncode == 1 and both.stderr.strip().startswith("error: give one of"), both
+    assert "Traceback" not in both.stderr
+    removed = cli("remove", "nightly")
+    assert removed.returncode == 0, removed
+    assert cli("list").stdout.strip() == "no schedules"
+    gone = cli("remove", "nightly")
+    assert gone.returncode == 1 and "no schedule named 'nightly'" in gone.stderr
