@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import html
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,8 @@ from evalhub.protocol import ACTIVE, number_from_wire
 
 if TYPE_CHECKING:
     import polars as pl
+
+log = logging.getLogger("evalhub")
 
 
 class Experiment:
@@ -311,6 +314,32 @@ class Experiment:
         if self._driver_error is not None:
             raise EvalhubError(f"the driver of experiment {self.id} stopped: {self._driver_error}")
         return self
+
+    def wait_scheduler(self, timeout: float | None = None, poll: float = 0.5,
+                       scheduler_timeout: float = 60.0) -> Experiment:  # fmt: skip
+        """Block until the experiment's scheduler on the cluster is done, its spec's scorers applied
+        after the runs ended (its beat says ``done``). A scheduler not heard from for
+        ``scheduler_timeout`` seconds is gone: the wait ends (``exp.score(...)`` scores by hand)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        heard: tuple[Any, ...] | None = None
+        heard_at = time.monotonic()
+        while True:
+            beat = (self.info().get("metadata") or {}).get("evalhub_scheduler")
+            if not isinstance(beat, dict) or beat.get("state") == "done":
+                return self
+            mark = (beat.get("started"), beat.get("beat"))
+            if mark != heard:
+                heard, heard_at = mark, time.monotonic()
+            elif time.monotonic() - heard_at > scheduler_timeout:
+                log.warning(
+                    "evalhub: the scheduler of experiment %s is gone before saying it was done", self.id
+                )
+                return self
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the scheduler of experiment {self.id} still {beat.get('state')} after {timeout}s"
+                )
+            time.sleep(poll)
 
     def done(self) -> bool:
         """True when no run is queued or running."""

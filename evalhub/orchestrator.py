@@ -390,7 +390,9 @@ def run_experiment(
 
     With ``executor=ClusterExecutor(...)`` (opt-in) the experiment is handed to a scheduler that lives
     on the Ray cluster: this process may exit or be killed and the runs go on; ``hub.experiment(id)``
-    reattaches from any process. A spec's ``scorers`` are applied only by a call that waits.
+    reattaches from any process. A spec's ``scorers`` are applied once the runs end: by the driver
+    thread here, or on the cluster by the experiment's scheduler (a call that waits returns once
+    that scheduler has scored them too).
     """
     from evalhub.experiment import Experiment
 
@@ -409,7 +411,8 @@ def run_experiment(
             handover(hub, exp, executor, jobs, resources, runtime_env)
         if wait:
             exp.wait(progress=progress)
-            apply_scorers(exp, the_plan.spec.scorers, None)
+            if the_plan.spec.scorers:
+                exp.wait_scheduler()
         return exp
 
     def drive() -> None:

@@ -400,3 +400,25 @@ def test_a_trigger_evaluates_each_new_checkpoint_on_the_cluster(project: Any, he
     runs = project.runs(experiment_id=exp_id)
     assert runs.height == 2 and set(runs["status"]) == {"completed"}, runs
     assert sorted(project.checkpoint(int(c))["name"] for c in runs["checkpoint_id"]) == ["v2", "v3"]
+
+
+def test_the_scheduler_on_the_cluster_applies_the_specs_scorers(project: Any, head: RayNode) -> None:
+    """A spec's ``scorers`` on a detached experiment: applied by its scheduler once the runs end (the
+    submitting call applies nothing itself), and a call that waits returns with them recorded."""
+    from evalhub.execution import ClusterExecutor
+
+    spec = {"name": f"scored-{uuid.uuid4().hex[:6]}", "models": [{"model": "slow-a"}], "tasks": ["arith-add"],
+            "config": {"limit": 3, "batch_size": 1},
+            "scorers": [{"type": "exact_match", "name": "em"}, {"type": "regex", "pattern": r"^(\d+)$", "name": "num"}]}  # fmt: skip
+    executor = ClusterExecutor(address=head.address)
+    try:
+        exp = project.run_experiment(spec, executor=executor, progress=False)
+    finally:
+        executor.shutdown()
+    scorings = project.scorings(experiment_id=exp.id)
+    assert sorted(scorings["name"].to_list()) == ["em", "num"]
+    assert set(scorings["status"].to_list()) == {"completed"}
+    table = exp.compare()
+    assert table["em.exact_match"].to_list() == pytest.approx(table["exact_match"].to_list())
+    beat = (exp.info().get("metadata") or {}).get("evalhub_scheduler") or {}
+    assert beat.get("state") == "done"

@@ -307,10 +307,15 @@ def _ancestors(pid: int) -> list[int]:
 def kill_processes(marker: str, grace: float = 5.0, last: list[int] | None = None) -> int:
     """Stop the cluster whose temp folder is ``marker``: SIGTERM, then SIGKILL what is left after
     ``grace`` seconds; the processes of ``last`` that are the cluster's get SIGKILL once every other
-    one is gone (the caller's own ancestors). Returns how many processes there were."""
+    one is gone (the caller's own ancestors). Those are stopped (SIGSTOP) first, so that a raylet
+    cannot start new workers while its others go; a last sweep takes any that came up anyway.
+    Returns how many processes there were."""
     pids = cluster_processes(marker)
     spared = [p for p in (last or []) if p in pids]
     pids = [p for p in pids if p not in spared]
+    for pid in spared:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGSTOP)
     for pid in pids:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGTERM)
@@ -323,6 +328,15 @@ def kill_processes(marker: str, grace: float = 5.0, last: list[int] | None = Non
     for pid in reversed(spared):  # the farthest ancestor first, the nearest (a raylet) last
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 2.0  # the caller may be going with its raylet: sweep while it can
+    while time.monotonic() < deadline:
+        left = cluster_processes(marker)
+        if not left:
+            break
+        for pid in left:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
     return len(pids) + len(spared)
 
 

@@ -7,7 +7,9 @@ the ``evalhub`` namespace: submitting or resuming an experiment whose scheduler 
 one. Ray restarts it when its process dies (``max_restarts=-1``, with the same arguments); the new
 one rebuilds the experiment's jobs from the server, declares lost the attempts its predecessor's
 workers held (they died with it) and goes on. When no run is queued or running any more, it ends
-itself (without a restart).
+itself (without a restart), after applying the spec's ``scorers`` to the finished runs (read from
+the experiment as the server keeps it, so a resumed or reattached experiment is scored too; state
+``scoring`` meanwhile).
 
 While it lives it beats: every :data:`BEAT_S` seconds it writes a counter into the experiment's
 metadata (``evalhub_scheduler``), so a process waiting on the experiment anywhere
@@ -49,6 +51,9 @@ class Scheduler:
         self.state = "starting"
         self.error: str | None = None
         self.driver: Any = None
+        self.beats = 0
+        self._beat_lock = threading.Lock()
+        self._beat_client: Any = None
         threading.Thread(target=self._run, name="evalhub-scheduler", daemon=True).start()
         threading.Thread(target=self._beat, name="evalhub-scheduler-beat", daemon=True).start()
 
@@ -110,6 +115,8 @@ class Scheduler:
                 self.driver = self._driver()
                 self.state = "running"
                 self.driver.run()
+                self.state = "scoring"
+                self._score()
                 break
             except Exception as exc:  # a bug or a long outage: log it and start the loop over
                 self.error = f"{type(exc).__name__}: {exc}"
@@ -117,28 +124,54 @@ class Scheduler:
                               self.config.get("experiment_id"))  # fmt: skip
                 time.sleep(5.0)
         self.state = "done"
+        self._send_beat()
         self._end()
+
+    def _score(self) -> None:
+        """The spec's scorers over the finished runs, with judges on this cluster. A scorer that fails
+        is logged and recorded in ``error``; the runs stay as they are (score them again by hand)."""
+        from evalhub.execution.executor import RayExecutor
+        from evalhub.experiment import Experiment
+        from evalhub.orchestrator import apply_scorers
+
+        client = self._client()
+        experiment_id = int(self.config["experiment_id"])
+        scorers = (client.get(f"/experiments/{experiment_id}").get("spec") or {}).get("scorers") or []
+        if not scorers:
+            return
+        try:
+            apply_scorers(Experiment(client, experiment_id), list(scorers), RayExecutor())
+        except Exception as exc:
+            self.error = f"scoring: {type(exc).__name__}: {exc}"
+            log.exception(
+                "evalhub: the scheduler of experiment %s could not apply its scorers", experiment_id
+            )
 
     def _beat(self) -> None:
         """Write a rising counter into the experiment's metadata while the loop runs (a waiting
         process compares counters, never clocks: the machines' clocks need not agree)."""
+        while self.state != "done":
+            self._send_beat()
+            time.sleep(BEAT_S)
+
+    def _send_beat(self) -> None:
+        """One beat (the last says ``done``: sent by the loop itself before the actor ends)."""
         c = self.config
-        client = self._client()
-        path = f"/experiments/{int(c['experiment_id'])}"
-        beat = 0
-        while True:
-            beat += 1
-            state = self.state  # read once: "done" is the last beat
-            mark = {"beat": beat, "started": self.started, "state": state, "every_s": BEAT_S}
+        with self._beat_lock:
+            if self._beat_client is None:
+                self._beat_client = self._client()
+            self.beats += 1
+            mark = {"beat": self.beats, "started": self.started, "state": self.state, "every_s": BEAT_S}
             try:
-                client.request("PATCH", path, json_body={"metadata": {"evalhub_scheduler": mark}})
+                self._beat_client.request(
+                    "PATCH",
+                    f"/experiments/{int(c['experiment_id'])}",
+                    json_body={"metadata": {"evalhub_scheduler": mark}},
+                )
             except Exception as exc:  # the server away for a moment: the next beat tries again
                 log.info(
                     "evalhub: the scheduler of experiment %s could not beat: %s", c["experiment_id"], exc
                 )
-            if state == "done":
-                return
-            time.sleep(BEAT_S)
 
     def _end(self) -> None:
         import ray
