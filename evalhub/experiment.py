@@ -237,6 +237,8 @@ class Experiment:
             executor = RayExecutor()
         self.executor = executor
         if hasattr(executor, "resume"):
+            if getattr(executor, "after_runs", False) is None:
+                executor.after_runs = score_by_spec  # the spec's scorers, applied on the cluster
             executor.resume(self.client, self.id)
         else:
             from evalhub.execution.driver import jobs_from_server
@@ -442,3 +444,25 @@ def table_text(frame: pl.DataFrame, metrics: list[str] | None = None) -> str:
 
 
 __all__ = ["Experiment", "table_text"]
+
+
+def apply_scorers(exp: Experiment, scorers: list[dict[str, Any]], executor: Any = None) -> None:
+    """A spec's ``scorers`` over the experiment's finished runs (each a recorded scoring of every run)."""
+    runs = exp.client.paged(f"/experiments/{exp.id}/runs")
+    if not scorers or not any(r.get("status") == "completed" for r in runs):
+        return
+    from evalhub.scorers import from_spec
+
+    for entry in scorers:
+        scorer = from_spec(entry)
+        exp.score(scorer, baseline=getattr(scorer, "baseline", None), executor=executor)
+
+
+def score_by_spec(client: Any, experiment_id: int) -> None:
+    """The experiment's spec's ``scorers`` (as the server keeps the spec) over its finished runs, with
+    judges on Ray: what the cluster scheduler does once the runs end (its ``after_runs``)."""
+    from evalhub.execution.executor import RayExecutor
+
+    scorers = (client.get(f"/experiments/{int(experiment_id)}").get("spec") or {}).get("scorers") or []
+    if scorers:
+        apply_scorers(Experiment(client, int(experiment_id)), list(scorers), RayExecutor())

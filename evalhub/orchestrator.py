@@ -28,6 +28,7 @@ from evalhub.adapters.base import CheckpointRef
 from evalhub.client import client_of
 from evalhub.engines import check_pairing
 from evalhub.errors import EvalhubError, NotFound, SpecError
+from evalhub.experiment import apply_scorers, score_by_spec
 from evalhub.services.registry import Registry
 from evalhub.spec import ExperimentSpec, RunConfig, line_of, parse_spec
 
@@ -466,23 +467,13 @@ def handover(
     what it refuses (more GPUs than any node has, files too big to ship, a cluster that does not
     answer) fails the runs with the reason and raises here."""
     try:
+        if getattr(executor, "after_runs", False) is None:
+            executor.after_runs = score_by_spec  # the spec's scorers, applied on the cluster
         ticket = executor.prepare(hub, jobs, resources, runtime_env)
         executor.launch(hub, exp.id, ticket)
     except Exception as exc:
         _fail_unfinished(hub, jobs, f"the cluster did not take the experiment: {exc}")
         raise
-
-
-def apply_scorers(exp: Experiment, scorers: list[dict[str, Any]], executor: Any = None) -> None:
-    """A spec's ``scorers`` over the experiment's finished runs (each a recorded scoring of every run)."""
-    runs = exp.client.paged(f"/experiments/{exp.id}/runs")
-    if not scorers or not any(r.get("status") == "completed" for r in runs):
-        return
-    from evalhub.scorers import from_spec
-
-    for entry in scorers:
-        scorer = from_spec(entry)
-        exp.score(scorer, baseline=getattr(scorer, "baseline", None), executor=executor)
 
 
 def _fail_unfinished(hub: Any, jobs: list[Job], error: str) -> None:

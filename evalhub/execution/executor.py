@@ -182,6 +182,9 @@ class ClusterExecutor:
         poll_interval: float = 1.0,
         cancel_grace_s: float = 60.0,
     ) -> None:
+        # called by the scheduler once the runs end, as after_runs(client, experiment_id): the layers
+        # above set it (orchestrator.score_by_spec applies the spec's scorers)
+        self.after_runs: Any = None
         self.address = address or None
         self.address_source = address_source or ("the address given" if address else None)
         self.home = home
@@ -282,7 +285,7 @@ class ClusterExecutor:
         client = client_of(source)
         config = {"url": client.url, "token": client.token, "project": client.project,
                   "experiment_id": int(experiment_id), "poll_interval": self.poll_interval,
-                  "cancel_grace_s": self.cancel_grace_s, **ticket}  # fmt: skip
+                  "cancel_grace_s": self.cancel_grace_s, "after_runs": self.after_runs, **ticket}  # fmt: skip
         try:
             client.request("PATCH", f"/experiments/{int(experiment_id)}",
                            json_body={"metadata": {"evalhub_bundle": ticket["bundle"]}})  # fmt: skip

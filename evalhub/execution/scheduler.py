@@ -7,9 +7,8 @@ the ``evalhub`` namespace: submitting or resuming an experiment whose scheduler 
 one. Ray restarts it when its process dies (``max_restarts=-1``, with the same arguments); the new
 one rebuilds the experiment's jobs from the server, declares lost the attempts its predecessor's
 workers held (they died with it) and goes on. When no run is queued or running any more, it ends
-itself (without a restart), after applying the spec's ``scorers`` to the finished runs (read from
-the experiment as the server keeps it, so a resumed or reattached experiment is scored too; state
-``scoring`` meanwhile).
+itself (without a restart), after what the submission asked for once the runs end (``after_runs``:
+the spec's ``scorers`` applied to the finished runs; state ``scoring`` meanwhile).
 
 While it lives it beats: every :data:`BEAT_S` seconds it writes a counter into the experiment's
 metadata (``evalhub_scheduler``), so a process waiting on the experiment anywhere
@@ -128,24 +127,18 @@ class Scheduler:
         self._end()
 
     def _score(self) -> None:
-        """The spec's scorers over the finished runs, with judges on this cluster. A scorer that fails
-        is logged and recorded in ``error``; the runs stay as they are (score them again by hand)."""
-        from evalhub.execution.executor import RayExecutor
-        from evalhub.experiment import Experiment
-        from evalhub.orchestrator import apply_scorers
-
-        client = self._client()
-        experiment_id = int(self.config["experiment_id"])
-        scorers = (client.get(f"/experiments/{experiment_id}").get("spec") or {}).get("scorers") or []
-        if not scorers:
+        """What the submitting side asked for once the runs end (``after_runs(client, experiment_id)``:
+        the spec's scorers, from :func:`evalhub.orchestrator.score_by_spec`). A failure is logged and
+        recorded in ``error``; the runs stay as they are."""
+        after = self.config.get("after_runs")
+        if not callable(after):
             return
+        experiment_id = int(self.config["experiment_id"])
         try:
-            apply_scorers(Experiment(client, experiment_id), list(scorers), RayExecutor())
+            after(self._client(), experiment_id)
         except Exception as exc:
-            self.error = f"scoring: {type(exc).__name__}: {exc}"
-            log.exception(
-                "evalhub: the scheduler of experiment %s could not apply its scorers", experiment_id
-            )
+            self.error = f"after the runs: {type(exc).__name__}: {exc}"
+            log.exception("evalhub: the scheduler of experiment %s failed after its runs", experiment_id)
 
     def _beat(self) -> None:
         """Write a rising counter into the experiment's metadata while the loop runs (a waiting
