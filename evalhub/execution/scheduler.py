@@ -204,9 +204,18 @@ def start_scheduler(config: dict[str, Any]) -> Any:
     route = config.get("relay") or {}
     if route.get("loopback") and config.get("node_id"):
         options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(config["node_id"], soft=False)
-    actor = ray.remote(Scheduler).options(**options).remote(config)
-    ray.get(actor.ping.remote(), timeout=180)
-    return actor
+    deadline = time.monotonic() + 60
+    while True:
+        actor = ray.remote(Scheduler).options(**options).remote(config)
+        try:
+            if ray.get(actor.ping.remote(), timeout=180).get("state") != "done":
+                return actor
+        except ray.exceptions.RayActorError:  # it ended between the lookup and the ping
+            pass
+        # the experiment's previous scheduler, done and about to end: new runs need a new one
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the scheduler {name} that ended did not go within 60 s")
+        time.sleep(0.5)
 
 
 def find_scheduler(url: str, project: str, experiment_id: int) -> Any | None:

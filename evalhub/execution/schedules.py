@@ -142,9 +142,12 @@ def _due_checkpoint(client: Any, schedule: dict[str, Any]) -> tuple[float, float
 
     last = schedule.get("last_experiment_id")
     if last is not None:
-        counts = client.get(f"/experiments/{int(last)}").get("counts") or {}
-        if any(counts.get(status) for status in ACTIVE):
+        exp = client.get(f"/experiments/{int(last)}")
+        if any((exp.get("counts") or {}).get(status) for status in ACTIVE):
             return None
+        beat = (exp.get("metadata") or {}).get("evalhub_scheduler")
+        if isinstance(beat, dict) and beat.get("state") != "done":
+            return None  # its scheduler is still scoring or ending: the next checkpoint waits for it
     watermark = float(schedule["next_at"])
     newer = [int(c["id"]) for c in client.paged("/checkpoints", model=schedule["on_checkpoint"])
              if int(c["id"]) > watermark]  # fmt: skip

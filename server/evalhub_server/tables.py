@@ -24,6 +24,12 @@ metadata = sa.MetaData(naming_convention=NAMING)
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql")
 Float: sa.types.TypeEngine[float] = sa.Double().with_variant(mysql.DOUBLE(asdecimal=False), "mysql")
+# A key compared byte for byte, as SQLite compares every text: on MariaDB a utf8mb4_unicode_ci column
+# holds "loss" and "Loss", or two characters outside the BMP, as one value (a series key from a user
+# would merge into another, or two in one batch hit the unique key). Migration 0009 sets it.
+ExactKey: sa.types.TypeEngine[str] = sa.String(255).with_variant(
+    mysql.VARCHAR(255, charset="utf8mb4", collation="utf8mb4_bin"), "mysql"
+)
 
 
 def _name() -> sa.Column[str]:
@@ -232,7 +238,7 @@ metrics = sa.Table(
     "metrics",
     metadata,
     sa.Column("run_id", Id, sa.ForeignKey("runs.id"), primary_key=True, autoincrement=False),
-    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("key", ExactKey, primary_key=True),
     sa.Column("value", Float, nullable=True),  # NULL is NaN, ±DBL_MAX is ±infinity (numbers.py)
     sa.Column("higher_is_better", sa.SmallInteger(), nullable=True),
     sa.Column("updated_at", Float, nullable=False),
@@ -244,7 +250,7 @@ series_latest = sa.Table(
     metadata,
     _id(),
     sa.Column("run_id", Id, sa.ForeignKey("runs.id"), nullable=False),
-    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("key", ExactKey, nullable=False),
     sa.Column("count", sa.BigInteger(), nullable=False),
     sa.Column("last_step", sa.BigInteger(), nullable=False),
     sa.Column("last_value", Float, nullable=True),
@@ -271,7 +277,7 @@ event_streams = sa.Table(
     "event_streams",
     metadata,
     sa.Column("run_id", Id, sa.ForeignKey("runs.id"), primary_key=True, autoincrement=False),
-    sa.Column("stream", sa.String(255), primary_key=True),
+    sa.Column("stream", ExactKey, primary_key=True),
     sa.Column("last_seq", sa.BigInteger(), nullable=False),
 )
 
@@ -280,7 +286,7 @@ samples = sa.Table(
     metadata,
     _id(),
     sa.Column("run_id", Id, sa.ForeignKey("runs.id"), nullable=False),
-    sa.Column("sample_key", sa.String(255), nullable=False),
+    sa.Column("sample_key", ExactKey, nullable=False),
     sa.Column("sample_index", sa.BigInteger(), nullable=True),
     sa.Column("task", sa.String(255), nullable=True),  # the subtask of a group task
     sa.Column("prompt", LongText, nullable=True),
@@ -365,7 +371,7 @@ aligned_samples = sa.Table(
     metadata,
     sa.Column("experiment_id", Id, primary_key=True, autoincrement=False),
     sa.Column("task", sa.String(255), primary_key=True),
-    sa.Column("sample_key", sa.String(255), primary_key=True),
+    sa.Column("sample_key", ExactKey, primary_key=True),
     sa.Column("idx", sa.BigInteger(), nullable=True),
     sa.Column("n_runs", sa.Integer(), nullable=False),
     sa.Column("n_wrong", sa.Integer(), nullable=False),
@@ -415,7 +421,7 @@ judge_calls = sa.Table(
     _id(),
     sa.Column("scoring_id", Id, sa.ForeignKey("scorings.id"), nullable=False),
     sa.Column("run_id", Id, nullable=False),
-    sa.Column("sample_key", sa.String(255), nullable=False),
+    sa.Column("sample_key", ExactKey, nullable=False),
     sa.Column("position", sa.String(16), nullable=False),  # single, AB (the run first), BA
     sa.Column("other_run_id", Id, nullable=True),
     sa.Column("judge", sa.String(512), nullable=True),
@@ -462,7 +468,7 @@ annotation_items = sa.Table(
     _id(),
     sa.Column("queue_id", Id, sa.ForeignKey("annotation_queues.id"), nullable=False),
     sa.Column("idx", sa.BigInteger(), nullable=False),
-    sa.Column("sample_key", sa.String(255), nullable=False),
+    sa.Column("sample_key", ExactKey, nullable=False),
     sa.Column("run_id", Id, nullable=False),
     sa.Column("other_run_id", Id, nullable=True),
     sa.UniqueConstraint("queue_id", "idx"),

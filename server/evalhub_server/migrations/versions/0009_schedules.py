@@ -1,4 +1,4 @@
-"""schedules: evaluations that run by themselves
+"""schedules: evaluations that run by themselves; exact (binary) keys on MariaDB
 
 Revision ID: 0009
 Revises: 0008
@@ -22,7 +22,25 @@ LongText: sa.types.TypeEngine[str] = sa.Text().with_variant(mysql.LONGTEXT(), "m
 InnoDB = {"mysql_charset": "utf8mb4", "mysql_engine": "InnoDB"}
 
 
+# (table, column, nullable): keys a user or a dataset names, compared byte for byte (tables.ExactKey)
+EXACT_KEYS = [
+    ("metrics", "key", False),
+    ("series_latest", "key", False),
+    ("event_streams", "stream", False),
+    ("samples", "sample_key", False),
+    ("aligned_samples", "sample_key", False),
+    ("judge_calls", "sample_key", False),
+    ("annotation_items", "sample_key", False),
+]
+
+
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "mysql":
+        exact = mysql.VARCHAR(255, charset="utf8mb4", collation="utf8mb4_bin")
+        for table, column, nullable in EXACT_KEYS:
+            op.alter_column(
+                table, column, type_=exact, existing_type=sa.String(255), existing_nullable=nullable
+            )
     op.create_table(
         "schedules",
         sa.Column("id", Id, autoincrement=True, nullable=False),
@@ -49,3 +67,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("schedules")
+    if op.get_bind().dialect.name == "mysql":
+        for table, column, nullable in EXACT_KEYS:
+            op.alter_column(table, column, type_=sa.String(255), existing_nullable=nullable)
