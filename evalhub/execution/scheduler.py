@@ -35,10 +35,14 @@ PREFIX = "evalhub-scheduler-"
 BEAT_S = 5.0  # how often the scheduler says, through the server, that it lives
 
 
+def server_digest(url: str, project: str) -> str:
+    """A short name of a tracking server and project, for the names of actors that serve them."""
+    return hashlib.sha256(f"{url.rstrip('/')}\0{project}".encode()).hexdigest()[:12]
+
+
 def scheduler_name(url: str, project: str, experiment_id: int) -> str:
     """The actor name of an experiment's scheduler (unique per server, project and experiment)."""
-    digest = hashlib.sha256(f"{url.rstrip('/')}\0{project}".encode()).hexdigest()[:12]
-    return f"{PREFIX}{digest}-{int(experiment_id)}"
+    return f"{PREFIX}{server_digest(url, project)}-{int(experiment_id)}"
 
 
 class Scheduler:

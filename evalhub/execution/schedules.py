@@ -19,7 +19,6 @@ the project has no schedule left.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import re
@@ -65,7 +64,7 @@ def _croniter(cron: str, start: float) -> Any:
         raise InvalidValue(f"cron={cron!r} is not a cron expression (five fields, UTC): {exc}") from None
 
 
-def first_tick(every_s: float | None, cron: str | None, start: float) -> float:
+def first_tick(cron: str | None, start: float) -> float:
     """The first tick at or after ``start``: ``start`` itself for a period, the next cron time for cron."""
     if cron is None:
         return float(start)
@@ -93,15 +92,18 @@ Submit = Callable[[dict[str, Any], float], int]
 """``submit(schedule, tick) -> experiment id``: what running a tick means (see :func:`cluster_submit`)."""
 
 
-def run_due(client: Any, submit: Submit, now: float | None = None) -> list[dict[str, Any]]:
+def run_due(
+    client: Any, submit: Submit, now: float | None = None, schedules: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """Run every tick of the project's schedules that is due (or pending from a keeper that died);
     returns what ran: ``{"schedule", "tick", "experiment_id"}`` per tick. Another keeper's tick (a
     409 on the claim) is left to it. A trigger's tick is its next new checkpoint (its id), taken once
-    the trigger's experiment has finished the checkpoint before it."""
+    the trigger's experiment has finished the checkpoint before it. ``schedules`` is the list just
+    read from the server, if the caller has it."""
     from evalhub.errors import Conflict
 
     ran = []
-    for schedule in client.get("/schedules")["items"]:
+    for schedule in client.get("/schedules")["items"] if schedules is None else schedules:
         sid, at = int(schedule["id"]), time.time() if now is None else now
         pending = schedule.get("pending_tick")
         if pending is None:
@@ -187,10 +189,9 @@ def cluster_submit(source: Any, executor: Any) -> Submit:
 
 
 def keeper_name(url: str, project: str) -> str:
-    from evalhub.execution.scheduler import PREFIX
+    from evalhub.execution.scheduler import PREFIX, server_digest
 
-    digest = hashlib.sha256(f"{url.rstrip('/')}\0{project}".encode()).hexdigest()[:12]
-    return f"{PREFIX}schedules-{digest}"
+    return f"{PREFIX}schedules-{server_digest(url, project)}"
 
 
 class ScheduleKeeper:
@@ -218,14 +219,15 @@ class ScheduleKeeper:
         empty = 0
         while True:
             try:
-                if not client.get("/schedules")["items"]:
+                schedules = client.get("/schedules")["items"]
+                if not schedules:
                     empty += 1
                     if empty >= 3:  # no schedule left (looked three times): end, without a restart
                         ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
                         return
                 else:
                     empty = 0
-                    self.ran.extend(run_due(client, submit))
+                    self.ran.extend(run_due(client, submit, schedules=schedules))
                 self.error = None
             except Exception as exc:  # the server away for a moment, a spec the registry refuses now
                 self.error = f"{type(exc).__name__}: {exc}"

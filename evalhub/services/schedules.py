@@ -43,7 +43,7 @@ class Schedules:
         name = name or parsed.name
         if not name:
             raise InvalidValue("name the schedule (name=...) or give the spec a name")
-        first = first_tick(every_s, cron, time.time() if start_at is None else float(start_at))
+        first = first_tick(cron, time.time() if start_at is None else float(start_at))
         body = {
             "name": name,
             "spec": yaml.safe_load(text),
