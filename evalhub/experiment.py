@@ -222,9 +222,10 @@ class Experiment:
     def resume(self, executor: Any = None, *, wait: bool = False, progress: bool = False) -> Experiment:
         """Continue the experiment: its failed and cancelled runs are queued again (completed runs are
         kept; a run evaluated again asks the model only for what the server's request cache lacks) and
-        handed to ``executor``: a :class:`~evalhub.execution.ClusterExecutor` starts a scheduler on the
-        cluster, a :class:`~evalhub.execution.RayExecutor` (the default, or the one that ran it from
-        this handle) drives them from a thread of this process.
+        handed to ``executor`` (the one that ran it from this handle, else
+        :func:`~evalhub.execution.default_executor`): a :class:`~evalhub.execution.ClusterExecutor`
+        starts a scheduler on the cluster, a :class:`~evalhub.execution.RayExecutor` drives them from a
+        thread of this process.
 
         >>> hub.experiment(12).resume(ClusterExecutor(address="127.0.0.1:6379"))
         """
@@ -232,9 +233,9 @@ class Experiment:
         if executor is None:
             executor = self.executor
         if executor is None:
-            from evalhub.execution import RayExecutor
+            from evalhub.execution import default_executor
 
-            executor = RayExecutor()
+            executor = default_executor()
         self.executor = executor
         if hasattr(executor, "resume"):
             if getattr(executor, "after_runs", False) is None:
@@ -300,7 +301,7 @@ class Experiment:
                             f"experiment {self.id}: its scheduler on the cluster has not been heard from for "
                             f"{scheduler_timeout:.0f}s (the cluster stopped, or its node died) with runs left "
                             f"({', '.join(f'{n} {k}' for k, n in left.items()) or 'some'}); "
-                            f"exp.resume(ClusterExecutor(...)) or `evalhub resume {self.id} --on-cluster` "
+                            f"exp.resume() or `evalhub resume {self.id}` "
                             "goes on from what is stored"
                         )
                 if self._driver is not None and not driver_alive and self._driver_error is not None:

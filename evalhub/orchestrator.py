@@ -383,17 +383,18 @@ def run_experiment(
 ) -> Experiment:
     """Validate, submit and execute an experiment; return its handle.
 
-    With ``wait=False`` the driver runs in a background thread of this process (a notebook kernel keeps
-    working) and the call returns at once; ``exp.wait()`` blocks later. ``executor`` defaults to a
-    :class:`~evalhub.execution.RayExecutor` (a local Ray, or ``RAY_ADDRESS``); every experiment of the
-    process shares one Ray connection, so several can run side by side; the driver lives in this
-    process, so its death stops the experiment (the server re-queues the runs it held).
+    ``executor`` defaults to :func:`~evalhub.execution.default_executor`: a
+    :class:`~evalhub.execution.ClusterExecutor` hands the experiment to a scheduler that lives on the
+    Ray cluster (``RAY_ADDRESS``, else evalhub's local cluster, which outlives this process): this
+    process may exit or be killed, its kernel restarted, and the runs go on; ``hub.experiment(id)``
+    reattaches from any process. With ``wait=False`` the call returns once the scheduler has them.
 
-    With ``executor=ClusterExecutor(...)`` (opt-in) the experiment is handed to a scheduler that lives
-    on the Ray cluster: this process may exit or be killed and the runs go on; ``hub.experiment(id)``
-    reattaches from any process. A spec's ``scorers`` are applied once the runs end: by the driver
-    thread here, or on the cluster by the experiment's scheduler (a call that waits returns once
-    that scheduler has scored them too).
+    A :class:`~evalhub.execution.RayExecutor` (given, or ``EVALHUB_EXECUTOR=process``) drives the runs
+    from a thread of this process instead (with ``wait=False`` in the background); its death stops
+    the experiment (the server re-queues the runs it held). Every experiment of the process shares
+    one Ray connection, so several run side by side either way. A spec's ``scorers`` are applied once
+    the runs end: on the cluster by the experiment's scheduler (a call that waits returns once it has
+    scored them too), or by the driver thread here.
     """
     from evalhub.experiment import Experiment
 
@@ -401,9 +402,9 @@ def run_experiment(
     experiment, jobs = submit(hub, the_plan, client_key=client_key)
     exp = Experiment(hub, int(experiment["id"]), experiment)
     if executor is None:
-        from evalhub.execution.executor import RayExecutor
+        from evalhub.execution.executor import default_executor
 
-        executor = RayExecutor()
+        executor = default_executor()
     exp.executor = executor
     resources = the_plan.config.resources.model_dump()
     runtime_env = the_plan.config.runtime_env

@@ -24,7 +24,11 @@ from _servers import ServerProcess, mysql_database
 
 @pytest.fixture(autouse=True)
 def _offline_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """No hub downloads and no ~/.evalhub in any test."""
+    """No hub downloads and no ~/.evalhub in any test; runs driven from the test's process
+    (``EVALHUB_EXECUTOR=process``) unless a test is about the cluster: the default, a scheduler on
+    evalhub's local cluster, would start a cluster per test home that outlives the test
+    (test_cluster_embedded.py runs the default as a user gets it)."""
+    monkeypatch.setenv("EVALHUB_EXECUTOR", "process")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("EVALHUB_HOME", str(tmp_path_factory.mktemp("evalhub-home")))

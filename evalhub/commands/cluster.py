@@ -1,4 +1,4 @@
-"""``evalhub ray status|stop``: the local Ray cluster evalhub starts for ``--on-cluster`` runs without an
+"""``evalhub ray status|stop``: the local Ray cluster evalhub starts for a submission without a Ray
 address (:mod:`evalhub.execution.cluster`), which outlives the process that started it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import click
 
 @click.group("ray")
 def ray_group() -> None:
-    """evalhub's own local Ray cluster (started by --on-cluster / --detach without an address)."""
+    """evalhub's own local Ray cluster (started by a submission without a Ray address)."""
 
 
 @ray_group.command("status")
@@ -40,7 +40,7 @@ def stop(home: Path | None) -> None:
     if cluster.stop(home):
         click.echo(
             "stopped evalhub's local Ray cluster (an experiment still running there stops; "
-            "`evalhub resume ID --on-cluster` continues it)"
+            "`evalhub resume ID` continues it)"
         )
     else:
         click.echo("no local Ray cluster of evalhub was running")

@@ -1,9 +1,10 @@
 """``evalhub run SPEC.yaml``, ``evalhub attach|cancel|resume EXPERIMENT_ID`` and ``evalhub demo``.
 
 ``run`` exits 0 when every run completed, 1 when any failed (or was cancelled), 2 on a bad spec.
-``run --on-cluster`` hands the experiment to a scheduler on the Ray cluster (killing the command stops
-nothing; ``attach`` follows it again from any machine that reaches the server); ``run --detach`` does
-that and returns at once with the experiment's id.
+``run`` hands the experiment to a scheduler on the Ray cluster (killing the command stops nothing;
+``attach`` follows it again from any machine that reaches the server); ``run --detach`` returns at
+once with the experiment's id; ``run --in-process`` drives the runs from the command itself (Ctrl-C
+cancels them), as ``EVALHUB_EXECUTOR=process`` does.
 """
 
 from __future__ import annotations
@@ -25,15 +26,26 @@ def _connect(url: str | None, token: str | None, project: str | None, home: str 
     return evalhub.connect(url, token=token, project=project, home=home)
 
 
-def _executor(ray_address: str | None, on_cluster: bool = False) -> Any:
+def _executor(ray_address: str | None, on_cluster: bool | None, detach: bool) -> Any:
+    """The executor of ``--on-cluster/--in-process`` (unset: :func:`default_executor`'s choice);
+    ``--detach`` needs the cluster."""
+    from evalhub.execution import default_executor
+
+    if detach:
+        if on_cluster is False:
+            raise click.UsageError("--detach hands the experiment to the cluster: it cannot be --in-process")
+        on_cluster = True
     source = _address_source() if ray_address else None
-    if on_cluster:
-        from evalhub.execution import ClusterExecutor
+    in_process = None if on_cluster is None else not on_cluster
+    return default_executor(ray_address, address_source=source, in_process=in_process)
 
-        return ClusterExecutor(address=ray_address, address_source=source)
-    from evalhub.execution import RayExecutor
 
-    return RayExecutor(address=ray_address, address_source=source)
+def _on_cluster(executor: Any) -> bool:
+    return hasattr(executor, "launch")
+
+
+_WHERE = ("Schedule on the Ray cluster itself (the default: killing this command stops nothing), or drive "
+          "the runs from this command (Ctrl-C cancels them; also EVALHUB_EXECUTOR=process).")  # fmt: skip
 
 
 def _address_source() -> str:
@@ -102,10 +114,9 @@ def _wait(exp: Any, show: bool, cancel_on_interrupt: bool = True) -> None:
 @click.option("--token", envvar="EVALHUB_TOKEN", help="API token of the server.")
 @click.option("--project", envvar="EVALHUB_PROJECT", help="Project (default: default).")
 @click.option("--ray-address", envvar="RAY_ADDRESS", help="Join this Ray cluster (default: a local one).")
-@click.option("--on-cluster", is_flag=True,
-              help="Schedule on the Ray cluster itself: killing this command stops nothing.")  # fmt: skip
+@click.option("--on-cluster/--in-process", default=None, help=_WHERE)
 @click.option("--detach", is_flag=True,
-              help="Hand the experiment to the cluster and return at once (implies --on-cluster).")  # fmt: skip
+              help="Hand the experiment to the cluster and return at once with its id.")  # fmt: skip
 @click.option("--no-progress", is_flag=True, help="No progress bar (CI logs).")
 @click.pass_context
 def run(
@@ -115,7 +126,7 @@ def run(
     token: str | None,
     project: str | None,
     ray_address: str | None,
-    on_cluster: bool,
+    on_cluster: bool | None,
     detach: bool,
     no_progress: bool,
 ) -> None:
@@ -125,16 +136,16 @@ def run(
     if not spec.is_file():
         click.echo(f"error: no spec file at {spec}", err=True)
         ctx.exit(2)
+    executor = _executor(ray_address, on_cluster, detach)
+    scheduled = _on_cluster(executor)
     hub = _connect(url, token, project)
-    on_cluster = on_cluster or detach
-    executor = _executor(ray_address, on_cluster)
     try:
         exp = run_experiment(hub, spec, wait=False, executor=executor, progress=False)
     except SpecError as exc:
         click.echo(f"error: {spec}: {exc}", err=True)
         ctx.exit(2)
     finally:
-        if on_cluster:
+        if scheduled:
             executor.shutdown()  # the experiment lives on the cluster now
     click.echo(f"experiment {exp.id} '{exp.name}' submitted to {hub.url}")
     if detach:
@@ -142,7 +153,7 @@ def run(
                    f"`evalhub cancel {exp.id}` stops it")  # fmt: skip
         ctx.exit(0)
     try:
-        _wait(exp, show=not no_progress, cancel_on_interrupt=not on_cluster)
+        _wait(exp, show=not no_progress, cancel_on_interrupt=not scheduled)
         code = _report(hub, exp)
     finally:
         exp.executor.shutdown()  # the local Ray this command started, now rather than at exit
@@ -173,18 +184,17 @@ def attach(ctx: click.Context, experiment_id: int, url: str | None, token: str |
 @click.option("--token", envvar="EVALHUB_TOKEN")
 @click.option("--project", envvar="EVALHUB_PROJECT")
 @click.option("--ray-address", envvar="RAY_ADDRESS", help="Join this Ray cluster (default: a local one).")
-@click.option("--on-cluster", is_flag=True,
-              help="Schedule on the Ray cluster itself: killing this command stops nothing.")  # fmt: skip
-@click.option("--detach", is_flag=True, help="Return at once (implies --on-cluster).")
+@click.option("--on-cluster/--in-process", default=None, help=_WHERE)
+@click.option("--detach", is_flag=True, help="Return at once (on the cluster).")
 @click.option("--no-progress", is_flag=True, help="No progress bar (CI logs).")
 @click.pass_context
 def resume(ctx: click.Context, experiment_id: int, url: str | None, token: str | None, project: str | None,
-           ray_address: str | None, on_cluster: bool, detach: bool, no_progress: bool) -> None:  # fmt: skip
+           ray_address: str | None, on_cluster: bool | None, detach: bool, no_progress: bool) -> None:  # fmt: skip
     """Continue an experiment: its failed and cancelled runs run again, completed ones are kept."""
+    executor = _executor(ray_address, on_cluster, detach)
+    scheduled = _on_cluster(executor)
     hub = _connect(url, token, project)
-    on_cluster = on_cluster or detach
     exp = hub.experiment(experiment_id)
-    executor = _executor(ray_address, on_cluster)
     exp.resume(executor=executor)
     counts = exp.info().get("counts") or {}
     shown = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
@@ -193,7 +203,7 @@ def resume(ctx: click.Context, experiment_id: int, url: str | None, token: str |
         executor.shutdown()
         ctx.exit(0)
     try:
-        _wait(exp, show=not no_progress, cancel_on_interrupt=not on_cluster)
+        _wait(exp, show=not no_progress, cancel_on_interrupt=not scheduled)
         code = _report(hub, exp)
     finally:
         executor.shutdown()
@@ -274,7 +284,8 @@ def demo(
         workers=max(1, min(3, os.cpu_count() or 1)),
     )
     click.echo(f"3/4 evaluating {len(checkpoints)} checkpoints x 2 tasks with lm-eval on Ray…")
-    exp = run_experiment(hub, spec, wait=False, executor=_executor(ray_address), progress=False)
+    executor = _executor(ray_address, None, False)
+    exp = run_experiment(hub, spec, wait=False, executor=executor, progress=False)
     try:
         _wait(exp, show=not no_progress)
         click.echo("4/4 comparison (scores should rise with the step):")
@@ -287,6 +298,11 @@ def demo(
         f"    exp = hub.experiment({exp.id}); exp.compare(); evalhub.diff(exp)\n"
         f"    evalhub.curves({build.run_id}, 'loss')      # the training run\n"
         f"The data lives in {root} (evalhub server, checkpoints in {out})."
+        + (
+            "\nevalhub's local Ray cluster stays up until unused for a while (`evalhub ray stop` ends it now)."
+            if _on_cluster(executor) and not ray_address
+            else ""
+        )
     )
     sys.stdout.flush()
     ctx.exit(code)

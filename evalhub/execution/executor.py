@@ -1,14 +1,17 @@
 """The executors: how an experiment's runs get to Ray.
 
-- :class:`ClusterExecutor` (opt-in: ``executor=ClusterExecutor(...)``, ``evalhub run --on-cluster``
-  or ``--detach``) hands the experiment to a scheduler that lives on the cluster
+- :class:`ClusterExecutor` (the default) hands the experiment to a scheduler that lives on the cluster
   (:mod:`evalhub.execution.scheduler`, a detached actor): closing the notebook, restarting its kernel
-  or killing ``evalhub run`` stops nothing, and ``hub.experiment(id)`` reattaches from any process. Without an address it uses evalhub's own local cluster (:mod:`evalhub.execution.cluster`),
-  which outlives the process that started it.
-- :class:`RayExecutor` drives the runs from a thread of the calling process (the loop of
-  :mod:`evalhub.execution.driver`); when that process dies, its runs are re-queued by the server's
-  reaper for the next driver. It stays the default: the execution tests (one evalhub home per test)
-  would each start a local cluster of their own that outlives the test.
+  or killing ``evalhub run`` stops nothing, and ``hub.experiment(id)`` reattaches from any process.
+  Without an address it uses evalhub's own local cluster (:mod:`evalhub.execution.cluster`), which
+  outlives the process that started it and stops once idle.
+- :class:`RayExecutor` (``EVALHUB_EXECUTOR=process``, ``evalhub run --in-process``, or given) drives the
+  runs from a thread of the calling process (the loop of :mod:`evalhub.execution.driver`); when that
+  process dies, its runs are re-queued by the server's reaper for the next driver. The test suite
+  uses it where a test is not about the cluster: each test has an evalhub home of its own, and a
+  local cluster per home would outlive every test.
+
+:func:`default_executor` is the one choice between them.
 """
 
 from __future__ import annotations
@@ -159,7 +162,7 @@ class RayExecutor:
 
 
 class ClusterExecutor:
-    """Hands an experiment to a scheduler on the Ray cluster (opt-in; :class:`RayExecutor` is the default).
+    """Hands an experiment to a scheduler on the Ray cluster (the default: :func:`default_executor`).
 
     ``address`` (else ``RAY_ADDRESS``) joins a running cluster; without one, evalhub's own local
     cluster is used (started if needed: :func:`evalhub.execution.cluster.ensure`). Submitting checks
@@ -312,6 +315,24 @@ class ClusterExecutor:
         self.launch(client, int(experiment_id), ticket)
 
 
+EXECUTORS = ("cluster", "process")
+
+
+def default_executor(ray_address: str | None = None, *, address_source: str | None = None,
+                     in_process: bool | None = None) -> ClusterExecutor | RayExecutor:  # fmt: skip
+    """The executor of a submission that names none: a :class:`ClusterExecutor` (the experiment
+    outlives the submitting process), or a :class:`RayExecutor` when ``in_process`` is true or,
+    ``in_process`` unset, ``EVALHUB_EXECUTOR=process`` (``cluster`` is the default)."""
+    if in_process is None:
+        value = os.environ.get("EVALHUB_EXECUTOR", "cluster").strip().lower() or "cluster"
+        if value not in EXECUTORS:
+            raise EvalhubError(f"EVALHUB_EXECUTOR={value!r}: use one of {', '.join(EXECUTORS)}")
+        in_process = value == "process"
+    if in_process:
+        return RayExecutor(address=ray_address, address_source=address_source)
+    return ClusterExecutor(address=ray_address, address_source=address_source)
+
+
 def _ship_runtime_env(runtime_env: dict[str, Any], scratch: Path) -> dict[str, Any]:
     """A spec's ``config.runtime_env`` checked by Ray and with its local ``working_dir`` and
     ``py_modules`` uploaded (the scheduler on the cluster cannot read this machine's files)."""
@@ -338,4 +359,4 @@ def _ship_runtime_env(runtime_env: dict[str, Any], scratch: Path) -> dict[str, A
     return env
 
 
-__all__ = ["ClusterExecutor", "Job", "RayExecutor"]
+__all__ = ["EXECUTORS", "ClusterExecutor", "Job", "RayExecutor", "default_executor"]
