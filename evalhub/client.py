@@ -122,6 +122,12 @@ def error_from_response(response: httpx.Response) -> ServerError:
     return cls(text, status=status, code=code, field=field)
 
 
+UNATTENDED_RETRIES = 30
+"""Retries of a client that nobody watches (a worker, a scheduler or a schedule keeper on the cluster):
+with the default backoff about 60–125 s of waiting, enough to ride out a tracking server restarted
+after a crash, where a person at a notebook wants the error within seconds (``retries=5``)."""
+
+
 class Client:
     """A connection to one tracking server, for one project.
 
@@ -359,4 +365,4 @@ def check_number(key: str, value: Any) -> float:
     return number
 
 
-__all__ = ["Client", "backoff_delay", "check_number", "client_of", "encode_json", "error_from_response"]
+__all__ = ["UNATTENDED_RETRIES", "Client", "backoff_delay", "check_number", "client_of", "encode_json", "error_from_response"]

@@ -294,11 +294,13 @@ def test_a_scheduler_gone_for_good_ends_the_wait_saying_how_to_resume(
         ray.kill(scheduler, no_restart=True)  # gone, its workers with it, and nothing starts it again
     started = time.monotonic()
     with pytest.raises(
-        EvalhubError, match=r"has not been heard from for 15s .*evalhub resume \d+ --on-cluster"
+        EvalhubError, match=r"has not been heard from for 15s .*exp.resume\(\) or `evalhub resume \d+`"
     ):
         project.experiment(exp.id).wait(timeout=180, scheduler_timeout=15)  # another handle: a reattach
     assert time.monotonic() - started < 90
-    result = _cli("resume", str(exp.id), "--on-cluster", "--no-progress", env=_env(project, head))
+    env = _env(project, head)
+    env.pop("EVALHUB_EXECUTOR", None)  # the default: on the cluster
+    result = _cli("resume", str(exp.id), "--no-progress", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     run = project.run(run_id)
     assert run["status"] == "completed" and run["attempt"] == 2, run
@@ -422,3 +424,43 @@ def test_the_scheduler_on_the_cluster_applies_the_specs_scorers(project: Any, he
     assert table["em.exact_match"].to_list() == pytest.approx(table["exact_match"].to_list())
     beat = (exp.info().get("metadata") or {}).get("evalhub_scheduler") or {}
     assert beat.get("state") == "done"
+
+
+def test_the_tracking_server_sigkilled_mid_experiment_loses_and_doubles_nothing(
+    server: Any, head: RayNode, tmp_path: Path
+) -> None:
+    """The server SIGKILLed while the cluster's scheduler and workers report to it, started again on
+    the same port and database 8 s later: every run completes, every sample is stored once."""
+    import evalhub
+    from evalhub import tiny
+    from evalhub.execution import ClusterExecutor
+
+    hub = evalhub.connect(server.url, project=f"k{uuid.uuid4().hex[:8]}")
+    tiny.write_tasks(tmp_path, n=100)
+    tiny.register_tasks(hub, tmp_path)
+    plugins = write_plugins(tmp_path / "plugins")
+    for name in ("slow-a", "slow-b"):
+        register_plugin(hub, plugins, name, "Slow", delay=0.15)
+    limit = 40
+    spec = (
+        f"name: server-kill\nmodels: [{{model: slow-a}}, {{model: slow-b}}]\ntasks: [arith-add]\n"
+        f"config: {{limit: {limit}, batch_size: 2, resources: {{cpus_per_worker: 0.5}}}}\n"
+    )
+    exp = hub.run_experiment(spec, wait=False, executor=ClusterExecutor(address=head.address))
+    run_ids = [int(r) for r in exp.runs()["id"]]
+
+    def reporting() -> bool:
+        return any((hub.run(r).get("progress") or {}).get("done", 0) >= 4 for r in run_ids)
+
+    _until("a run reports progress", reporting)
+    server.stop(kill=True)
+    time.sleep(8.0)
+    server.start()
+    assert exp.wait(timeout=400).status() == "completed", [(r["name"], r["error"]) for r in exp.failed_runs()]
+    for run_id in run_ids:
+        run = hub.run(run_id)
+        assert run["status"] == "completed", run
+        samples = hub.samples(run_id)
+        assert samples.height == limit, (run_id, samples.height)
+        assert samples["sample_key"].n_unique() == limit
+        assert hub.metrics(run_id)["exact_match"] == pytest.approx(1.0), hub.metrics(run_id)
