@@ -132,11 +132,11 @@ class CheckpointEvaluations:
             if not jobs:
                 return []
             executor = self.executor
-            if executor is None:
-                from evalhub.execution import RayExecutor
+            from evalhub.execution.executor import RayExecutor, schedules_on_cluster
 
+            if executor is None:
                 executor = self.executor = RayExecutor()
-            if hasattr(executor, "launch"):
+            if schedules_on_cluster(executor):
                 raise InvalidValue(
                     "evaluate= runs on this process's Ray (RayExecutor, optionally with an address); "
                     "a ClusterExecutor is not supported for it yet"

@@ -168,6 +168,14 @@ class Client:
             transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
 
+    @classmethod
+    def unattended(cls, url: str, token: str | None = None, project: str | None = None,
+                   transport: httpx.BaseTransport | None = None) -> Client:  # fmt: skip
+        """A client that nobody watches (a worker, a scheduler or a schedule keeper on the cluster):
+        it waits out a tracking server's restart (:data:`UNATTENDED_RETRIES`)."""
+        return cls(url, token=token, project=project or "default", transport=transport,
+                   retries=UNATTENDED_RETRIES)  # fmt: skip
+
     def __repr__(self) -> str:
         return f"Client(url={self.url!r}, project={self.project!r})"
 
@@ -365,4 +373,12 @@ def check_number(key: str, value: Any) -> float:
     return number
 
 
-__all__ = ["UNATTENDED_RETRIES", "Client", "backoff_delay", "check_number", "client_of", "encode_json", "error_from_response"]
+__all__ = [
+    "UNATTENDED_RETRIES",
+    "Client",
+    "backoff_delay",
+    "check_number",
+    "client_of",
+    "encode_json",
+    "error_from_response",
+]

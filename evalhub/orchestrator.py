@@ -401,14 +401,14 @@ def run_experiment(
     the_plan = plan(hub, spec)
     experiment, jobs = submit(hub, the_plan, client_key=client_key)
     exp = Experiment(hub, int(experiment["id"]), experiment)
-    if executor is None:
-        from evalhub.execution.executor import default_executor
+    from evalhub.execution.executor import default_executor, schedules_on_cluster
 
+    if executor is None:
         executor = default_executor()
     exp.executor = executor
     resources = the_plan.config.resources.model_dump()
     runtime_env = the_plan.config.runtime_env
-    if hasattr(executor, "launch"):  # a scheduler on the cluster: nothing runs in this process
+    if schedules_on_cluster(executor):  # a scheduler on the cluster: nothing runs in this process
         if jobs:
             handover(hub, exp, executor, jobs, resources, runtime_env)
         if wait:

@@ -29,7 +29,7 @@ def _connect(url: str | None, token: str | None, project: str | None, home: str 
 def _executor(ray_address: str | None, on_cluster: bool | None, detach: bool) -> Any:
     """The executor of ``--on-cluster/--in-process`` (unset: :func:`default_executor`'s choice);
     ``--detach`` needs the cluster."""
-    from evalhub.execution import default_executor
+    from evalhub.execution.executor import default_executor
 
     if detach:
         if on_cluster is False:
@@ -38,10 +38,6 @@ def _executor(ray_address: str | None, on_cluster: bool | None, detach: bool) ->
     source = _address_source() if ray_address else None
     in_process = None if on_cluster is None else not on_cluster
     return default_executor(ray_address, address_source=source, in_process=in_process)
-
-
-def _on_cluster(executor: Any) -> bool:
-    return hasattr(executor, "launch")
 
 
 _WHERE = ("Schedule on the Ray cluster itself (the default: killing this command stops nothing), or drive "
@@ -136,8 +132,10 @@ def run(
     if not spec.is_file():
         click.echo(f"error: no spec file at {spec}", err=True)
         ctx.exit(2)
+    from evalhub.execution.executor import schedules_on_cluster
+
     executor = _executor(ray_address, on_cluster, detach)
-    scheduled = _on_cluster(executor)
+    scheduled = schedules_on_cluster(executor)
     hub = _connect(url, token, project)
     try:
         exp = run_experiment(hub, spec, wait=False, executor=executor, progress=False)
@@ -191,8 +189,10 @@ def attach(ctx: click.Context, experiment_id: int, url: str | None, token: str |
 def resume(ctx: click.Context, experiment_id: int, url: str | None, token: str | None, project: str | None,
            ray_address: str | None, on_cluster: bool | None, detach: bool, no_progress: bool) -> None:  # fmt: skip
     """Continue an experiment: its failed and cancelled runs run again, completed ones are kept."""
+    from evalhub.execution.executor import schedules_on_cluster
+
     executor = _executor(ray_address, on_cluster, detach)
-    scheduled = _on_cluster(executor)
+    scheduled = schedules_on_cluster(executor)
     hub = _connect(url, token, project)
     exp = hub.experiment(experiment_id)
     exp.resume(executor=executor)
@@ -284,6 +284,8 @@ def demo(
         workers=max(1, min(3, os.cpu_count() or 1)),
     )
     click.echo(f"3/4 evaluating {len(checkpoints)} checkpoints x 2 tasks with lm-eval on Ray…")
+    from evalhub.execution.executor import schedules_on_cluster
+
     executor = _executor(ray_address, None, False)
     exp = run_experiment(hub, spec, wait=False, executor=executor, progress=False)
     try:
@@ -300,7 +302,7 @@ def demo(
         f"The data lives in {root} (evalhub server, checkpoints in {out})."
         + (
             "\nevalhub's local Ray cluster stays up until unused for a while (`evalhub ray stop` ends it now)."
-            if _on_cluster(executor) and not ray_address
+            if schedules_on_cluster(executor) and not ray_address
             else ""
         )
     )

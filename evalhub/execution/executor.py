@@ -318,6 +318,12 @@ class ClusterExecutor:
 EXECUTORS = ("cluster", "process")
 
 
+def schedules_on_cluster(executor: Any) -> bool:
+    """Whether ``executor`` hands experiments to a scheduler on the cluster (a :class:`ClusterExecutor`
+    or one of the same shape: ``prepare`` and ``launch``) rather than driving them from this process."""
+    return hasattr(executor, "launch")
+
+
 def default_executor(ray_address: str | None = None, *, address_source: str | None = None,
                      in_process: bool | None = None) -> ClusterExecutor | RayExecutor:  # fmt: skip
     """The executor of a submission that names none: a :class:`ClusterExecutor` (the experiment
@@ -359,4 +365,4 @@ def _ship_runtime_env(runtime_env: dict[str, Any], scratch: Path) -> dict[str, A
     return env
 
 
-__all__ = ["EXECUTORS", "ClusterExecutor", "Job", "RayExecutor", "default_executor"]
+__all__ = ["EXECUTORS", "ClusterExecutor", "Job", "RayExecutor", "default_executor", "schedules_on_cluster"]

@@ -75,11 +75,10 @@ class Scheduler:
 
     def _client(self) -> Any:
         """A client of the experiment's tracking server, as the submission named it."""
-        from evalhub.client import UNATTENDED_RETRIES, Client
+        from evalhub.client import Client
 
         c = self.config
-        return Client(c["url"], token=c.get("token"), project=c.get("project") or "default",
-                      retries=UNATTENDED_RETRIES)  # fmt: skip
+        return Client.unattended(c["url"], token=c.get("token"), project=c.get("project"))
 
     def _driver(self) -> Any:
         import ray

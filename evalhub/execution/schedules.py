@@ -209,12 +209,11 @@ class ScheduleKeeper:
     def _loop(self) -> None:
         import ray
 
-        from evalhub.client import UNATTENDED_RETRIES, Client
+        from evalhub.client import Client
         from evalhub.execution.executor import ClusterExecutor
 
         c = self.config
-        client = Client(c["url"], token=c.get("token"), project=c.get("project") or "default",
-                        retries=UNATTENDED_RETRIES)  # fmt: skip
+        client = Client.unattended(c["url"], token=c.get("token"), project=c.get("project"))
         executor = ClusterExecutor(address=ray.get_runtime_context().gcs_address)
         submit = cluster_submit(client, executor)
         empty = 0

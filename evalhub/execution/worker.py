@@ -61,14 +61,13 @@ class Worker:
                 os.setpriority(os.PRIO_PROCESS, 0, max(int(nice), os.getpriority(os.PRIO_PROCESS, 0)))
             except (OSError, ValueError):
                 pass
-        from evalhub.client import UNATTENDED_RETRIES, Client
+        from evalhub.client import Client
         from evalhub.execution.bundle import Bundle
 
         self.context = context or {}
         self.bundle = Bundle.from_dict(self.context.get("bundle"))
         transport, self.relayed = _route(self.context.get("relay") or {})
-        self.client = Client(url, token=token, project=project, transport=transport,
-                             retries=UNATTENDED_RETRIES)  # fmt: skip
+        self.client = Client.unattended(url, token=token, project=project, transport=transport)
         self.ref = CheckpointRef(**checkpoint)
         self.adapter: Any = None
         self.load_s = 0.0
