@@ -115,6 +115,5 @@ def test_a_sigkilled_worker_node_s_run_is_retried_on_the_node_left(
         samples = hub.samples(run_id)
         assert samples.height == LIMIT and samples["sample_key"].n_unique() == LIMIT, (run_id, samples.height)
         assert hub.metrics(run_id)["exact_match"] == pytest.approx(1.0)
-    assert any("lost" in line["message"] or "died" in line["message"] for line in hub.logs(lost)), hub.logs(
-        lost
-    )
+    lines = [line["message"] for line in hub.logs(lost)]
+    assert any("lost" in m or "died" in m for m in lines), lines
