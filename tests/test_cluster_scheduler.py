@@ -426,14 +426,16 @@ def test_the_scheduler_on_the_cluster_applies_the_specs_scorers(project: Any, he
     assert beat.get("state") == "done"
 
 
+@pytest.mark.parametrize("where", ["cluster", "process"])
 def test_the_tracking_server_sigkilled_mid_experiment_loses_and_doubles_nothing(
-    server: Any, head: RayNode, tmp_path: Path
+    server: Any, head: RayNode, tmp_path: Path, where: str
 ) -> None:
-    """The server SIGKILLed while the cluster's scheduler and workers report to it, started again on
-    the same port and database 8 s later: every run completes, every sample is stored once."""
+    """The server SIGKILLed while the runs' driver (the cluster's scheduler, or the in-process driver of
+    ``EVALHUB_EXECUTOR=process``) and workers report to it, started again on the same port and database
+    8 s later: every run completes, every sample is stored once."""
     import evalhub
     from evalhub import tiny
-    from evalhub.execution import ClusterExecutor
+    from evalhub.execution import ClusterExecutor, RayExecutor
 
     hub = evalhub.connect(server.url, project=f"k{uuid.uuid4().hex[:8]}")
     tiny.write_tasks(tmp_path, n=100)
@@ -446,7 +448,8 @@ def test_the_tracking_server_sigkilled_mid_experiment_loses_and_doubles_nothing(
         f"name: server-kill\nmodels: [{{model: slow-a}}, {{model: slow-b}}]\ntasks: [arith-add]\n"
         f"config: {{limit: {limit}, batch_size: 2, resources: {{cpus_per_worker: 0.5}}}}\n"
     )
-    exp = hub.run_experiment(spec, wait=False, executor=ClusterExecutor(address=head.address))
+    executor = ClusterExecutor if where == "cluster" else RayExecutor
+    exp = hub.run_experiment(spec, wait=False, executor=executor(address=head.address))
     run_ids = [int(r) for r in exp.runs()["id"]]
 
     def reporting() -> bool:
