@@ -4,11 +4,17 @@ training run and spec, so the eval curve grows beside the training loss while tr
 
 ``evaluate`` is the experiment without its model: a task or benchmark name, a dict (``tasks`` or
 ``benchmark``, ``config``, optionally ``name``), YAML text or a path to a YAML file. The model and
-checkpoint are the ones logged. The evaluations run on this process's Ray (a
-:class:`~evalhub.execution.RayExecutor`, or the one given), each checkpoint's runs driven from a
-thread of their own, so training never waits for them; at exit the process waits for those still
-going (a process killed meanwhile leaves them to the server, which re-queues what its workers held:
-``evalhub resume <experiment>`` goes on).
+checkpoint are the ones logged. Training never waits for them. Where they run is the executor's
+(:func:`~evalhub.execution.default_executor` when none is given):
+
+- a :class:`~evalhub.execution.ClusterExecutor` (the default) hands each checkpoint's runs to the
+  experiment's scheduler on the Ray cluster: the one still evaluating earlier checkpoints takes them
+  in a round after its current one, or a new one starts. The training process may end or die: the
+  evaluations go on.
+- a :class:`~evalhub.execution.RayExecutor` (``EVALHUB_EXECUTOR=process``) drives each checkpoint's
+  runs from a thread of this process; at exit the process waits for those still going (a process
+  killed meanwhile leaves them to the server, which re-queues what its workers held: ``evalhub resume
+  <experiment>`` goes on).
 
 >>> run = hub.init_run("train-7", model="tiny-gpt", type="training")
 >>> run.log_checkpoint("out/step-100", step=100, evaluate={"tasks": ["arith-add"], "config": {"limit": 50}})
@@ -131,26 +137,27 @@ class CheckpointEvaluations:
                 )
             if not jobs:
                 return []
-            executor = self.executor
-            from evalhub.execution.executor import RayExecutor, schedules_on_cluster
+            from evalhub.execution.executor import default_executor, schedules_on_cluster
+            from evalhub.orchestrator import handover
 
+            executor = self.executor
             if executor is None:
-                executor = self.executor = RayExecutor()
-            if schedules_on_cluster(executor):
-                raise InvalidValue(
-                    "evaluate= runs on this process's Ray (RayExecutor, optionally with an address); "
-                    "a ClusterExecutor is not supported for it yet"
-                )
+                executor = self.executor = default_executor()
+            resources = the_plan.config.resources.model_dump()
+            self.experiment.executor = executor
+            if schedules_on_cluster(executor):  # the experiment's scheduler on the cluster takes them
+                handover(self.source, self.experiment, executor, jobs, resources, the_plan.config.runtime_env,
+                         growing=True)  # fmt: skip
+                return [job.run_id for job in jobs]
             executor.start()  # Ray up (or a clear error) here, not in the thread
             _wait_at_exit_once()
             thread = threading.Thread(
                 target=self._drive,
-                args=(executor, jobs, the_plan.config.resources.model_dump(), the_plan.config.runtime_env),
+                args=(executor, jobs, resources, the_plan.config.runtime_env),
                 name=f"evalhub-checkpoint-evals-{self.experiment.id}-{checkpoint}",
                 daemon=True,
             )
             self.threads.append(thread)
-            self.experiment.executor = executor
             self.experiment._driver = thread
             _PENDING.add(self)
             thread.start()
@@ -173,6 +180,8 @@ class CheckpointEvaluations:
 
     def wait(self, timeout: float | None = None) -> Experiment | None:
         """Block until every checkpoint submitted so far is evaluated; the experiment."""
+        if self.experiment is not None and not self.threads:  # on the cluster: the server's state
+            return self.experiment.wait(timeout=timeout)
         for thread in list(self.threads):
             thread.join(timeout)
             if thread.is_alive():

@@ -463,15 +463,17 @@ def handover(
     jobs: list[Job],
     resources: dict[str, Any],
     runtime_env: dict[str, Any] | None = None,
+    growing: bool = False,
 ) -> None:
     """Give the experiment's queued runs to the scheduler on the cluster (:class:`ClusterExecutor`);
     what it refuses (more GPUs than any node has, files too big to ship, a cluster that does not
-    answer) fails the runs with the reason and raises here."""
+    answer) fails the runs with the reason and raises here. ``growing``: ``jobs`` were added to an
+    experiment whose scheduler may still run its earlier runs (it takes these too)."""
     try:
         if getattr(executor, "after_runs", False) is None:
             executor.after_runs = score_by_spec  # the spec's scorers, applied on the cluster
         ticket = executor.prepare(hub, jobs, resources, runtime_env)
-        executor.launch(hub, exp.id, ticket)
+        executor.launch(hub, exp.id, ticket, growing=growing)
     except Exception as exc:
         _fail_unfinished(hub, jobs, f"the cluster did not take the experiment: {exc}")
         raise

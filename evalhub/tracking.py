@@ -211,8 +211,8 @@ class Run:
         ``evaluate`` (a task or benchmark name, or a spec without ``models``: a dict, YAML text or a
         file) evaluates the checkpoint now, in the background, appending its runs to one growing
         experiment per run and spec (:attr:`evaluations`), so the eval curve grows beside the loss while
-        training goes on; ``executor`` is the :class:`~evalhub.execution.RayExecutor` it runs on (the
-        local Ray by default). See :mod:`evalhub.checkpoint_evals`.
+        training goes on; ``executor`` is what runs them (:func:`~evalhub.execution.default_executor`:
+        the scheduler on the cluster, which outlives this process). See :mod:`evalhub.checkpoint_evals`.
 
         >>> run.log_checkpoint(out / "step-100", step=100, evaluate={"tasks": ["arith-add"], "config": {"limit": 50}})
         """

@@ -467,3 +467,37 @@ def test_the_tracking_server_sigkilled_mid_experiment_loses_and_doubles_nothing(
         assert samples.height == limit, (run_id, samples.height)
         assert samples["sample_key"].n_unique() == limit
         assert hub.metrics(run_id)["exact_match"] == pytest.approx(1.0), hub.metrics(run_id)
+
+
+def test_checkpoints_logged_with_evaluate_grow_one_experiment_on_the_cluster(
+    project: Any, head: RayNode, tmp_path: Path
+) -> None:
+    """``log_checkpoint(evaluate=)`` with the scheduler on the cluster: the checkpoints logged while the
+    first is being evaluated are taken by that experiment's scheduler (in a round after its current one),
+    nothing is driven from the training process, every checkpoint ends evaluated in one experiment."""
+    from evalhub.execution import ClusterExecutor
+
+    executor = ClusterExecutor(address=head.address)
+    run = project.init_run("train-onc", model="slow-a", type="training", system_metrics=False)
+    evaluate = {"tasks": ["arith-add"], "config": {"limit": 12, "batch_size": 2}}
+    run.log({"loss": 1.0}, step=100)
+    run.log_checkpoint(tmp_path / "plugins" / "weights", step=100, evaluate=evaluate, executor=executor)
+    exp = run.evaluations
+    assert exp is not None
+    first = int(exp.runs()["id"][0])
+    _until("the first checkpoint is being evaluated",
+           lambda: (project.run(first).get("progress") or {}).get("done", 0) >= 2)  # fmt: skip
+    for step in (200, 300):  # while the scheduler is in its round: it takes them
+        run.log({"loss": 100.0 / step}, step=step)
+        run.log_checkpoint(tmp_path / "plugins" / "weights", step=step, evaluate=evaluate, executor=executor)
+    assert run.evaluations is not None and run.evaluations.id == exp.id
+    assert all(not evals.threads for evals in run._evaluations.values())  # nothing runs in this process
+    run.finish()
+    exp.wait(timeout=300)
+    table = exp.compare().sort("step")
+    assert table["checkpoint"].to_list() == ["step-100", "step-200", "step-300"]
+    assert set(table["status"]) == {"completed"}, table
+    for run_id in table["run_id"]:
+        assert project.samples(run_id).height == 12
+    exp.wait_scheduler(timeout=120)  # and its scheduler ends (no round is left)
+    assert exp.info()["metadata"]["evalhub_scheduler"]["state"] == "done"

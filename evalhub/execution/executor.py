@@ -280,8 +280,9 @@ class ClusterExecutor:
         return {"bundle": shipped.as_dict(), "runtime_env": user_env, "relay": route, "env": env,
                 "resources": dict(resources), "node_id": node_id}  # fmt: skip
 
-    def launch(self, source: Any, experiment_id: int, ticket: dict[str, Any]) -> None:
-        """Start the experiment's scheduler on the cluster (or find the one still running)."""
+    def launch(self, source: Any, experiment_id: int, ticket: dict[str, Any], growing: bool = False) -> None:
+        """Start the experiment's scheduler on the cluster (or find the one still running; ``growing``:
+        runs were added to the experiment, which that one then takes too)."""
         from evalhub.execution.scheduler import start_scheduler
 
         self.start()
@@ -294,7 +295,7 @@ class ClusterExecutor:
                            json_body={"metadata": {"evalhub_bundle": ticket["bundle"]}})  # fmt: skip
         except EvalhubError as exc:  # only a resume from a machine without the files needs it
             log.info("evalhub: could not record the bundle of experiment %s: %s", experiment_id, exc)
-        start_scheduler(config)
+        start_scheduler(config, growing=growing)
 
     def resume(self, source: Any, experiment_id: int) -> None:
         """Start a scheduler for an experiment whose runs were put back in the queue (``POST …/resume``):

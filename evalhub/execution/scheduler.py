@@ -57,6 +57,8 @@ class Scheduler:
         self.beats = 0
         self._beat_lock = threading.Lock()
         self._beat_client: Any = None
+        self._more = False  # runs were added since the round in progress read the experiment
+        self._more_lock = threading.Lock()
         threading.Thread(target=self._run, name="evalhub-scheduler", daemon=True).start()
         threading.Thread(target=self._beat, name="evalhub-scheduler-beat", daemon=True).start()
 
@@ -72,6 +74,20 @@ class Scheduler:
             "workers": workers,
             "in_flight": sorted(driver.in_flight) if driver is not None else [],
         }
+
+    def take(self, config: dict[str, Any]) -> bool:
+        """Runs were added to the experiment (a growing one: :mod:`evalhub.checkpoint_evals`): take them
+        too, with the files of ``config``'s bundle, in a round after the one in progress. False when
+        this scheduler is done (it ends: the caller starts a new one)."""
+        with self._more_lock:
+            if self.state == "done":
+                return False
+            bundle = dict(self.config.get("bundle") or {})
+            new = config.get("bundle") or {}
+            bundle["files"] = {**(bundle.get("files") or {}), **(new.get("files") or {})}
+            self.config = {**self.config, "bundle": bundle}
+            self._more = True
+            return True
 
     def _client(self) -> Any:
         """A client of the experiment's tracking server, as the submission named it."""
@@ -115,11 +131,17 @@ class Scheduler:
     def _run(self) -> None:
         while True:
             try:
+                with self._more_lock:
+                    self._more = False
                 self.driver = self._driver()
                 self.state = "running"
                 self.driver.run()
                 self.state = "scoring"
                 self._score()
+                with self._more_lock:
+                    if self._more:  # runs were added meanwhile: a round of their own takes them
+                        continue
+                    self.state = "done"
                 break
             except Exception as exc:  # a bug or a long outage: log it and start the loop over
                 self.error = f"{type(exc).__name__}: {exc}"
@@ -191,9 +213,10 @@ def _asdict(ref: Any) -> dict[str, Any]:
     return asdict(ref)
 
 
-def start_scheduler(config: dict[str, Any]) -> Any:
+def start_scheduler(config: dict[str, Any], growing: bool = False) -> Any:
     """Start (or find) the scheduler of ``config["experiment_id"]`` on the connected cluster; returns
-    its handle once it answers."""
+    its handle once it answers. ``growing``: runs were just added to an experiment whose scheduler may
+    be running; that one takes them (:meth:`Scheduler.take`), or a new one starts if it is done."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -212,7 +235,9 @@ def start_scheduler(config: dict[str, Any]) -> Any:
     while True:
         actor = ray.remote(Scheduler).options(**options).remote(config)
         try:
-            if ray.get(actor.ping.remote(), timeout=180).get("state") != "done":
+            if ray.get(actor.ping.remote(), timeout=180).get("state") != "done" and (
+                not growing or ray.get(actor.take.remote(config), timeout=180)
+            ):
                 return actor
         except ray.exceptions.RayActorError:  # it ended between the lookup and the ping
             pass
