@@ -114,6 +114,18 @@ def wait_nodes(address: str, count: int, timeout: float = 120.0) -> None:
         time.sleep(0.5)
 
 
+def until(what: str, check: Any, timeout: float = 240.0) -> Any:
+    """``check()``'s first true answer, asked every 0.2 s; an AssertionError naming ``what`` after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout}s: {what}")
+
+
 def clean_env() -> dict[str, str]:
     """This process's environment without a Ray address (a child chooses its own)."""
     env = dict(os.environ)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 from _evalsetup import register_plugin, write_plugins
-from _raynodes import RayNode, start_head, start_worker, wait_nodes
+from _raynodes import RayNode, start_head, start_worker, until, wait_nodes
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -55,16 +54,6 @@ def _sigkill_node(node: RayNode) -> int:
     return len(pids)
 
 
-def _until(what: str, check: Any, timeout: float = 240.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout}s: {what}")
-
-
 def test_a_sigkilled_worker_node_s_run_is_retried_on_the_node_left(
     hub: Any, nodes: tuple[RayNode, RayNode], tmp_path: Path
 ) -> None:
@@ -91,7 +80,7 @@ def test_a_sigkilled_worker_node_s_run_is_retried_on_the_node_left(
         ]
         return runs if len(going) == 2 else None
 
-    runs = _until("both runs are under way, one on each node", both_running)
+    runs = until("both runs are under way, one on each node", both_running)
     where = {r["id"]: (r.get("worker") or {}).get("ray_node_id") for r in runs}
     assert len(set(where.values())) == 2, where  # one CPU a node: one worker on each
     import ray

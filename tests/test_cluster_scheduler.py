@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from _evalsetup import register_plugin, write_plugins
-from _raynodes import RayNode, clean_env, start_head
+from _raynodes import RayNode, clean_env, start_head, until
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -60,16 +60,6 @@ def _cli(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.Co
                           timeout=timeout, env=env, check=False)  # fmt: skip
 
 
-def _until(what: str, check: Any, timeout: float = 240.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"not within {timeout}s: {what}")
-
-
 def _spec(tmp_path: Path, limit: int) -> Path:
     spec = tmp_path / "exp.yaml"
     spec.write_text(
@@ -80,7 +70,7 @@ def _spec(tmp_path: Path, limit: int) -> Path:
 
 
 def _experiment_id(hub: Any, timeout: float = 240.0) -> int:
-    frame = _until("the experiment exists", lambda: hub.experiments().height > 0, timeout)
+    frame = until("the experiment exists", lambda: hub.experiments().height > 0, timeout)
     assert frame
     return int(hub.experiments()["id"][0])
 
@@ -94,7 +84,7 @@ def test_the_experiment_outlives_a_sigkilled_evalhub_run(project: Any, head: Ray
     try:
         exp_id = _experiment_id(project)
         exp = project.experiment(exp_id)  # this process reattaches: it never ran the experiment
-        _until("a run completed", lambda: (exp.info().get("counts") or {}).get("completed", 0) >= 1)
+        until("a run completed", lambda: (exp.info().get("counts") or {}).get("completed", 0) >= 1)
         assert cli.poll() is None, cli.stdout.read() if cli.stdout else ""
         os.kill(cli.pid, signal.SIGKILL)
         cli.wait(timeout=30)
@@ -129,7 +119,7 @@ def test_detach_returns_at_once_and_cancel_stops_the_scheduler(
     # the command returned before the runs finished (40 prompts x 0.25 s each at the least)
     assert project.experiment(exp_id).info()["status"] in ("queued", "running"), time.monotonic() - started
     exp = project.experiment(exp_id)
-    _until("a run shows progress", lambda: (exp.info().get("progress") or {}).get("done", 0) >= 1)
+    until("a run shows progress", lambda: (exp.info().get("progress") or {}).get("done", 0) >= 1)
     with ray_connection().session(RayOptions(address=head.address, address_source="the test's cluster")):
         assert find_scheduler(project.url, project.project, exp_id) is not None
         cancelled = _cli("cancel", str(exp_id), env=_env(project, head))
@@ -138,7 +128,7 @@ def test_detach_returns_at_once_and_cancel_stops_the_scheduler(
         runs = project.runs(experiment_id=exp_id)
         assert set(runs["status"]) == {"cancelled"}, runs
         assert project.samples(int(runs["id"][0])).height < 40
-        _until(
+        until(
             "the scheduler ended", lambda: find_scheduler(project.url, project.project, exp_id) is None, 120
         )
 
@@ -213,7 +203,7 @@ def test_resume_reruns_only_what_is_missing(project: Any, head: RayNode, tmp_pat
                                  wait=False)  # fmt: skip
     by_model = {str(r["model"]): int(r["id"]) for r in project.client.paged(f"/experiments/{exp.id}/runs")}
     # count-a completes; count-b is cancelled once its first chunk is answered (and cached)
-    _until("count-b past its first chunk", lambda: _calls(calls).get("count-b", 0) >= chunk + 8)
+    until("count-b past its first chunk", lambda: _calls(calls).get("count-b", 0) >= chunk + 8)
     exp.cancel().wait(timeout=120)
     assert project.run(by_model["count-a"])["status"] == "completed"
     assert project.run(by_model["count-b"])["status"] == "cancelled"
@@ -247,7 +237,7 @@ def _part_way_on_the_cluster(project: Any, head: RayNode, tmp_path: Path, model:
     exp = project.run_experiment(spec, executor=ClusterExecutor(address=head.address, poll_interval=0.3),
                                  wait=False)  # fmt: skip
     run_id = int(exp.runs()["id"][0])
-    _until("the run is part-way", lambda: (project.run(run_id).get("progress") or {}).get("done", 0) >= 2)
+    until("the run is part-way", lambda: (project.run(run_id).get("progress") or {}).get("done", 0) >= 2)
     scheduler = find_scheduler(project.url, project.project, exp.id)
     assert scheduler is not None
     return exp, run_id, scheduler
@@ -265,7 +255,7 @@ def test_a_killed_scheduler_is_restarted_by_ray_and_finishes(
         exp, run_id, scheduler = _part_way_on_the_cluster(project, head, tmp_path, "count-c", calls)
         first = ray.get(scheduler.ping.remote(), timeout=60)
         ray.kill(scheduler, no_restart=False)  # its process dies (its workers with it); Ray starts it again
-        again = _until("a new scheduler answers", lambda: _ping(scheduler, first["started"]), 180)
+        again = until("a new scheduler answers", lambda: _ping(scheduler, first["started"]), 180)
         assert again["experiment_id"] == exp.id
         exp.wait(timeout=240)
     run = project.run(run_id)
@@ -288,7 +278,7 @@ def test_a_scheduler_gone_for_good_ends_the_wait_saying_how_to_resume(
         exp, run_id, scheduler = _part_way_on_the_cluster(
             project, head, tmp_path, "count-e", tmp_path / "calls"
         )
-        _until(
+        until(
             "the scheduler beats", lambda: (exp.info()["metadata"].get("evalhub_scheduler") or {}).get("beat")
         )
         ray.kill(scheduler, no_restart=True)  # gone, its workers with it, and nothing starts it again
@@ -355,11 +345,11 @@ def test_a_schedule_runs_its_ticks_on_the_cluster_through_a_killed_keeper(
         frame = project.experiments()
         return [e for e in frame.iter_rows(named=True) if str(e["name"]).startswith(f"{name} @ ")]
 
-    _until("a tick's experiment", lambda: len(ticks()) >= 1, timeout=120)
+    until("a tick's experiment", lambda: len(ticks()) >= 1, timeout=120)
     with ray_connection().session(RayOptions(address=head.address, address_source="the test's cluster")):
         keeper = ray.get_actor(keeper_name(project.url, project.project), namespace=NAMESPACE)
         ray.kill(keeper, no_restart=False)  # its process dies; Ray starts it again
-        _until("ticks after the restart", lambda: len(ticks()) >= 3, timeout=120)
+        until("ticks after the restart", lambda: len(ticks()) >= 3, timeout=120)
         project.unschedule(name)
         state_after = len(ticks())
 
@@ -370,7 +360,7 @@ def test_a_schedule_runs_its_ticks_on_the_cluster_through_a_killed_keeper(
                 return True
             return False
 
-        _until("the keeper ended with no schedule left", keeper_gone, timeout=60)
+        until("the keeper ended with no schedule left", keeper_gone, timeout=60)
     exps = ticks()
     assert len(exps) >= state_after >= 3
     assert len({e["name"] for e in exps}) == len(exps)  # one experiment per tick, never two
@@ -395,7 +385,7 @@ def test_a_trigger_evaluates_each_new_checkpoint_on_the_cluster(project: Any, he
         state = project.schedules_api.get(trigger["id"])
         return state["ticks_run"] == 2 and state["pending_tick"] is None
 
-    _until("both new checkpoints evaluated", done, timeout=180)
+    until("both new checkpoints evaluated", done, timeout=180)
     exp_id = int(project.schedules_api.get(trigger["id"])["last_experiment_id"])
     project.unschedule(trigger["id"])
     project.experiment(exp_id).wait(timeout=180)
@@ -455,7 +445,7 @@ def test_the_tracking_server_sigkilled_mid_experiment_loses_and_doubles_nothing(
     def reporting() -> bool:
         return any((hub.run(r).get("progress") or {}).get("done", 0) >= 4 for r in run_ids)
 
-    _until("a run reports progress", reporting)
+    until("a run reports progress", reporting)
     server.stop(kill=True)
     time.sleep(8.0)
     server.start()
@@ -485,7 +475,7 @@ def test_checkpoints_logged_with_evaluate_grow_one_experiment_on_the_cluster(
     exp = run.evaluations
     assert exp is not None
     first = int(exp.runs()["id"][0])
-    _until("the first checkpoint is being evaluated",
+    until("the first checkpoint is being evaluated",
            lambda: (project.run(first).get("progress") or {}).get("done", 0) >= 2)  # fmt: skip
     for step in (200, 300):  # while the scheduler is in its round: it takes them
         run.log({"loss": 100.0 / step}, step=step)
