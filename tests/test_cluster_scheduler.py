@@ -371,6 +371,38 @@ def test_a_schedule_runs_its_ticks_on_the_cluster_through_a_killed_keeper(
         assert set(runs["status"]) == {"completed"}, runs
 
 
+def test_schedule_keep_brings_the_keeper_back_and_a_missed_tick_runs_once(
+    project: Any, head: RayNode
+) -> None:
+    """No keeper ran when the tick fell due (as after a reboot: the schedule made with keep=False):
+    ``evalhub schedule keep`` starts one, the missed tick runs once, and not again."""
+    name = f"missed-{uuid.uuid4().hex[:6]}"
+    spec = {"name": name, "models": [{"model": "slow-a"}], "tasks": ["arith-add"],
+            "config": {"limit": 2, "batch_size": 1}}  # fmt: skip
+    project.schedule(spec, every="1h", start_at=time.time() + 1, keep=False)
+    time.sleep(2.0)  # the tick is due, and nobody keeps it
+    assert not [e for e in project.experiments().iter_rows(named=True) if str(e["name"]).startswith(name)]
+    kept = _cli("schedule", "keep", env=_env(project, head))
+    assert kept.returncode == 0, kept.stderr
+    assert "the keeper of 1 schedule(s) runs on" in kept.stdout, kept.stdout
+
+    def ticks() -> list[dict[str, Any]]:
+        return [
+            e for e in project.experiments().iter_rows(named=True) if str(e["name"]).startswith(f"{name} @ ")
+        ]
+
+    [tick] = until("the missed tick's experiment", ticks, timeout=120)
+    project.experiment(int(tick["id"])).wait(timeout=180)
+    assert set(project.runs(experiment_id=int(tick["id"]))["status"]) == {"completed"}
+    time.sleep(3.0)  # the keeper polls again: the tick it ran stays run
+    assert len(ticks()) == 1
+    again = _cli("schedule", "keep", env=_env(project, head))  # a second keep finds the keeper running
+    assert again.returncode == 0 and len(ticks()) == 1, again.stderr
+    project.unschedule(name)
+    gone = _cli("schedule", "keep", env=_env(project, head))
+    assert gone.returncode == 0 and "no schedules: nothing to keep" in gone.stdout, gone.stdout
+
+
 def test_a_trigger_evaluates_each_new_checkpoint_on_the_cluster(project: Any, head: RayNode) -> None:
     """``hub.schedule(..., on_checkpoint=model)``: each checkpoint registered afterwards is evaluated
     by the keeper on the cluster, into one growing experiment; the one registered before is not."""

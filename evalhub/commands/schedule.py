@@ -1,4 +1,4 @@
-"""``evalhub schedule add|list|remove``: evaluations that run by themselves (kept by the server, run by
+"""``evalhub schedule add|list|keep|remove``: evaluations that run by themselves (kept by the server, run by
 the keeper on the Ray cluster: see :mod:`evalhub.execution.schedules`)."""
 
 from __future__ import annotations
@@ -67,6 +67,24 @@ def list_(as_json: bool, url: str | None, token: str | None, project: str | None
     rows = [{**s, "when": _when(s), "next": "" if s.get("on_checkpoint") else _time(s["next_at"]),
              "pending": "" if s.get("pending_tick") is None else "yes"} for s in items]  # fmt: skip
     click.echo(render_table(rows, COLUMNS))
+
+
+@schedule.command("keep")
+@click.option(
+    "--ray-address", envvar="RAY_ADDRESS", help="the cluster its keeper runs on (default: a local one)"
+)
+@connection_options
+def keep(ray_address: str | None, url: str | None, token: str | None, project: str | None) -> None:
+    """Make sure the keeper of the project's schedules runs on the cluster: after the machine or the
+    cluster went down (a tick missed meanwhile runs once, never twice). For a machine's start-up,
+    e.g. a crontab line `@reboot evalhub schedule keep`."""
+    with _hub(url, token, project) as hub:
+        items = hub.client.get("/schedules")["items"]
+        if not items:
+            click.echo("no schedules: nothing to keep")
+            return
+        hub.keep_schedules(ray_address)
+    click.echo(f"the keeper of {len(items)} schedule(s) runs on {ray_address or 'the local Ray cluster'}")
 
 
 @schedule.command("remove")
