@@ -49,6 +49,15 @@ class Bundle:
         return cls(files=dict(data.get("files") or {}), kept=list(data.get("kept") or []))
 
 
+def merged(older: Mapping[str, Any] | None, newer: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Two bundles' ``as_dict()`` as one (``newer``'s package wins for a path both ship): an
+    experiment's runs submitted at several times (a resume, a growing experiment) keep every file."""
+    old, new = Bundle.from_dict(older), Bundle.from_dict(newer)
+    files = {**old.files, **new.files}
+    kept = [path for path in dict.fromkeys([*old.kept, *new.kept]) if path not in files]
+    return Bundle(files=files, kept=kept).as_dict()
+
+
 def local_paths(task: Mapping[str, Any], config: Mapping[str, Any], code_uri: str | None) -> list[str]:
     """The local files and folders a run needs besides its weights: the task's data files and task
     folders, the run's ``include_path``, the model's code folder (those that exist here)."""
@@ -177,4 +186,4 @@ def digest_of(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-__all__ = ["MAX_BYTES", "Bundle", "digest_of", "local_paths", "localize", "package", "package_root"]
+__all__ = ["MAX_BYTES", "Bundle", "digest_of", "local_paths", "localize", "merged", "package", "package_root"]

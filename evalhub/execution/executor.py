@@ -283,10 +283,14 @@ class ClusterExecutor:
     def launch(self, source: Any, experiment_id: int, ticket: dict[str, Any], growing: bool = False) -> None:
         """Start the experiment's scheduler on the cluster (or find the one still running; ``growing``:
         runs were added to the experiment, which that one then takes too)."""
+        from evalhub.execution import bundle
         from evalhub.execution.scheduler import start_scheduler
 
         self.start()
         client = client_of(source)
+        if growing:  # the experiment's record of its files keeps the earlier submissions' too
+            metadata = client.get(f"/experiments/{int(experiment_id)}").get("metadata") or {}
+            ticket = {**ticket, "bundle": bundle.merged(metadata.get("evalhub_bundle"), ticket["bundle"])}
         config = {"url": client.url, "token": client.token, "project": client.project,
                   "experiment_id": int(experiment_id), "poll_interval": self.poll_interval,
                   "cancel_grace_s": self.cancel_grace_s, "after_runs": self.after_runs, **ticket}  # fmt: skip
@@ -301,6 +305,7 @@ class ClusterExecutor:
         """Start a scheduler for an experiment whose runs were put back in the queue (``POST …/resume``):
         the files are shipped again from this machine where it has them, else the packages of the
         first submission are used."""
+        from evalhub.execution import bundle
         from evalhub.execution.driver import jobs_from_server
 
         client = client_of(source)
@@ -309,10 +314,7 @@ class ClusterExecutor:
         jobs, _ = jobs_from_server(client, int(experiment_id))
         resources = dict(config.get("resources") or {})
         ticket = self.prepare(client, list(jobs.values()), resources, config.get("runtime_env"))
-        stored = ((exp.get("metadata") or {}).get("evalhub_bundle")) or {}
-        files = dict(stored.get("files") or {})
-        files.update(ticket["bundle"]["files"])
-        ticket["bundle"]["files"] = files
+        ticket["bundle"] = bundle.merged((exp.get("metadata") or {}).get("evalhub_bundle"), ticket["bundle"])
         self.launch(client, int(experiment_id), ticket)
 
 

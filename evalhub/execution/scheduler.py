@@ -79,13 +79,12 @@ class Scheduler:
         """Runs were added to the experiment (a growing one: :mod:`evalhub.checkpoint_evals`): take them
         too, with the files of ``config``'s bundle, in a round after the one in progress. False when
         this scheduler is done (it ends: the caller starts a new one)."""
+        from evalhub.execution.bundle import merged
+
         with self._more_lock:
             if self.state == "done":
                 return False
-            bundle = dict(self.config.get("bundle") or {})
-            new = config.get("bundle") or {}
-            bundle["files"] = {**(bundle.get("files") or {}), **(new.get("files") or {})}
-            self.config = {**self.config, "bundle": bundle}
+            self.config = {**self.config, "bundle": merged(self.config.get("bundle"), config.get("bundle"))}
             self._more = True
             return True
 
@@ -148,8 +147,7 @@ class Scheduler:
                 log.exception("evalhub: the scheduler of experiment %s failed; starting over",
                               self.config.get("experiment_id"))  # fmt: skip
                 time.sleep(5.0)
-        self.state = "done"
-        self._send_beat()
+        self._send_beat()  # the last beat says done
         self._end()
 
     def _score(self) -> None:
